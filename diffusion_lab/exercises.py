@@ -1,0 +1,585 @@
+"""Checked exercises: write a function, pass it to `check_*`, and be told what is wrong.
+
+A check runs your function on cases with known answers. When the answer is wrong it compares
+it with the typical mistakes (a missing square root, swapped terms, an off-by-one) and says
+which one you made. `hint(name)` gives a nudge and `solution(name)` shows a model answer, so
+solutions stay out of the way until you ask for them. A check never raises: an unfinished
+exercise (one that still raises NotImplementedError) just reports "not done yet".
+
+Introduced in: notebooks/01_noise.ipynb
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = [
+    "CheckResult",
+    "check_add_noise",
+    "check_alpha_bar_from_betas",
+    "check_cosine_alpha_bar",
+    "check_first_timestep_below",
+    "check_forward_step",
+    "check_gaussian_noise",
+    "check_heat_step",
+    "check_linear_betas",
+    "check_log_snr",
+    "check_mix_keep_variance",
+    "check_x0_from_noise",
+    "hint",
+    "list_exercises",
+    "solution",
+]
+
+
+@dataclass
+class CheckResult:
+    """The outcome of a check: `passed`, and a message that says what to fix."""
+
+    name: str
+    passed: bool
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __repr__(self) -> str:
+        mark = "Correct" if self.passed else "Not yet"
+        return f"[{mark}] {self.name}: {self.message}"
+
+
+@dataclass
+class _Exercise:
+    name: str
+    lesson: str
+    hint: str
+    solution: str
+    check: Callable[[Callable], CheckResult] = field(repr=False, default=None)
+
+
+_EXERCISES: dict[str, _Exercise] = {}
+
+
+def _register(name: str, lesson: str, hint_text: str, solution_src: str):
+    def decorator(check_fn):
+        _EXERCISES[name] = _Exercise(
+            name, lesson, hint_text.strip(), textwrap.dedent(solution_src).strip(), check_fn
+        )
+        check_fn.__doc__ = (
+            check_fn.__doc__ or ""
+        ) + f"\n\nExercise of {lesson}; see hint({name!r})."
+        return check_fn
+
+    return decorator
+
+
+def list_exercises() -> list[str]:
+    """The names of all exercises, for hint() and solution()."""
+    return list(_EXERCISES)
+
+
+def _get(name: str) -> _Exercise:
+    if name not in _EXERCISES:
+        raise ValueError(f"unknown exercise {name!r}; known: {', '.join(_EXERCISES)}")
+    return _EXERCISES[name]
+
+
+def hint(name: str) -> str:
+    """Print (and return) a hint for exercise `name`."""
+    text = _get(name).hint
+    print(text)
+    return text
+
+
+def solution(name: str) -> str:
+    """Print (and return) a model solution for exercise `name`. Try it yourself first."""
+    text = _get(name).solution
+    print(text)
+    return text
+
+
+# ----- the machinery shared by all checks -----
+class _Fail(Exception):
+    pass
+
+
+def _call(name: str, fn: Callable, *args):
+    try:
+        out = fn(*args)
+    except NotImplementedError:
+        raise _Fail(
+            "not done yet: replace the `raise NotImplementedError` with your code"
+        ) from None
+    except Exception as error:  # a learner's bug is reported, not raised
+        raise _Fail(f"your function raised {type(error).__name__}: {error}") from None
+    if out is None:
+        raise _Fail("your function returned None; did you forget `return`?")
+    return out
+
+
+def _compare(
+    out,
+    expected: torch.Tensor,
+    wrong: dict[str, torch.Tensor],
+    case: str,
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+) -> None:
+    """Raise _Fail with a specific message unless `out` matches `expected`."""
+    if not isinstance(out, torch.Tensor):
+        if isinstance(expected, torch.Tensor) and expected.ndim == 0:
+            out = torch.as_tensor(out, dtype=expected.dtype)
+        else:
+            raise _Fail(f"{case}: expected a torch.Tensor, got {type(out).__name__}")
+    if out.shape != expected.shape:
+        raise _Fail(f"{case}: expected shape {tuple(expected.shape)}, got {tuple(out.shape)}")
+    out = out.detach().to(expected.dtype)
+    if torch.allclose(out, expected, rtol=rtol, atol=atol):
+        return
+    for message, candidate in wrong.items():
+        if candidate.shape == out.shape and torch.allclose(out, candidate, rtol=rtol, atol=atol):
+            raise _Fail(f"{case}: {message}")
+    error = (out - expected).abs()
+    raise _Fail(
+        f"{case}: values are off (largest difference {error.max().item():.3g}); "
+        "compare your formula with the one in the text, term by term"
+    )
+
+
+def _run(name: str, body: Callable[[], None], success: str) -> CheckResult:
+    try:
+        body()
+    except _Fail as failure:
+        return CheckResult(name, False, str(failure))
+    return CheckResult(name, True, success)
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ===== lesson 1: noise =====
+@_register(
+    "gaussian_noise",
+    "notebooks/01_noise.ipynb",
+    "Standard noise is torch.randn(shape, generator=generator): mean 0, standard deviation 1. "
+    "Scaling by std stretches the spread; adding mean shifts the centre. std is the standard "
+    "deviation, not the variance.",
+    """
+    def gaussian_noise(shape, mean, std, generator):
+        return mean + std * torch.randn(shape, generator=generator)
+    """,
+)
+def check_gaussian_noise(fn: Callable) -> CheckResult:
+    """Check `fn(shape, mean, std, generator)`: Gaussian noise with the given mean and std."""
+
+    def body():
+        shape, mean, std = (200_000,), 3.0, 2.0
+        out = _call("gaussian_noise", fn, shape, mean, std, _gen(1))
+        if not isinstance(out, torch.Tensor) or out.shape != torch.Size(shape):
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise _Fail(f"expected a tensor of shape {shape}, got {got}")
+        base = torch.randn(shape, generator=_gen(1))
+        if torch.allclose(out, mean + std * base, atol=1e-5):
+            return
+        m, s = out.float().mean().item(), out.float().std().item()
+        if abs(s - std**2) < 0.05:
+            raise _Fail(f"the spread is {s:.2f}, which is std**2: scale by std, not the variance")
+        if abs(m) < 0.05 and abs(s - std) < 0.05:
+            raise _Fail(f"the spread is right but the mean is {m:.2f}; add the mean")
+        if abs(m - mean * std) < 0.05:
+            raise _Fail(f"the mean is {m:.2f} = mean * std; scale first, then add the mean")
+        if abs(m - mean) > 0.05 or abs(s - std) > 0.05:
+            raise _Fail(f"mean {m:.2f} and std {s:.2f}, expected {mean} and {std}")
+        # right distribution, other random numbers (e.g. generator not used): accept
+
+    return _run("gaussian_noise", body, "mean and standard deviation come out right")
+
+
+@_register(
+    "mix_keep_variance",
+    "notebooks/01_noise.ipynb",
+    "Variances add: Var(a X + b Y) = a^2 Var(X) + b^2 Var(Y) for independent X, Y. For the result "
+    "to keep variance 1 you need a^2 + b^2 = 1, so the weights are square roots of (1 - w) and w.",
+    """
+    def mix_keep_variance(image, noise, w):
+        return (1 - w) ** 0.5 * image + w ** 0.5 * noise
+    """,
+)
+def check_mix_keep_variance(fn: Callable) -> CheckResult:
+    """Check `fn(image, noise, w)`: a mix with share w of noise that keeps unit variance."""
+
+    def body():
+        image, noise = torch.randn(4, 8, generator=_gen(2)), torch.randn(4, 8, generator=_gen(3))
+        for w in (0.0, 0.3, 0.9):
+            out = _call("mix_keep_variance", fn, image, noise, w)
+            _compare(
+                out,
+                (1 - w) ** 0.5 * image + w**0.5 * noise,
+                {
+                    "this is a plain weighted average; its variance shrinks to (1-w)^2 + w^2 < 1. "
+                    "Use square roots of the weights": (1 - w) * image + w * noise,
+                    "the roles are swapped: w is the share of noise": w**0.5 * image
+                    + (1 - w) ** 0.5 * noise,
+                },
+                f"w={w}",
+            )
+
+    return _run("mix_keep_variance", body, "the mix keeps unit variance at every w")
+
+
+@_register(
+    "heat_step",
+    "notebooks/01_noise.ipynb",
+    "Each cell moves toward the average of its neighbours: new = u + rate * (left + right - 2 u). "
+    "torch.roll(u, 1) gives every cell its left neighbour (wrapping around at the ends).",
+    """
+    def heat_step(u, rate):
+        return u + rate * (torch.roll(u, 1) + torch.roll(u, -1) - 2 * u)
+    """,
+)
+def check_heat_step(fn: Callable) -> CheckResult:
+    """Check `fn(u, rate)`: one explicit step of 1-D heat diffusion with wrap-around ends."""
+
+    def body():
+        u = torch.zeros(16)
+        u[5] = 1.0
+        u[6] = 0.5
+        rate = 0.2
+        lap = torch.roll(u, 1) + torch.roll(u, -1) - 2 * u
+        out = _call("heat_step", fn, u.clone(), rate)
+        _compare(
+            out,
+            u + rate * lap,
+            {
+                "the sign is flipped: ink must flow from high to low (add rate * laplacian)": u
+                - rate * lap,
+                "you returned only the change; add it to u": rate * lap,
+                "the centre term needs a factor 2 (left + right - 2u)": u
+                + rate * (torch.roll(u, 1) + torch.roll(u, -1) - u),
+            },
+            "a spike of ink",
+        )
+        total = out.sum().item() if isinstance(out, torch.Tensor) else 0.0
+        if abs(total - u.sum().item()) > 1e-5:
+            raise _Fail("the total amount of ink changed; a diffusion step must conserve it")
+
+    return _run("heat_step", body, "ink spreads and the total is conserved")
+
+
+# ===== lesson 2: the forward process =====
+@_register(
+    "add_noise",
+    "notebooks/02_forward_process.ipynb",
+    "The image is scaled by the square root of alpha_bar_t and the noise by the square root of "
+    "(1 - alpha_bar_t); then the two are added.",
+    """
+    def add_noise(image, noise, alpha_bar_t):
+        return (alpha_bar_t ** 0.5) * image + ((1 - alpha_bar_t) ** 0.5) * noise
+    """,
+)
+def check_add_noise(fn: Callable) -> CheckResult:
+    """Check `fn(image, noise, alpha_bar_t)`: the closed-form jump x_0 -> x_t."""
+
+    def body():
+        image = torch.rand(2, 1, 4, 4, generator=_gen(4)) * 2 - 1
+        noise = torch.randn(2, 1, 4, 4, generator=_gen(5))
+        for a in (0.9, 0.5, 0.1):
+            out = _call("add_noise", fn, image, noise, a)
+            _compare(
+                out,
+                a**0.5 * image + (1 - a) ** 0.5 * noise,
+                {
+                    "missing square roots: the weights are sqrt(alpha_bar) and sqrt(1 - alpha_bar)": a
+                    * image
+                    + (1 - a) * noise,
+                    "image and noise are swapped: alpha_bar is the share of the image": (1 - a)
+                    ** 0.5
+                    * image
+                    + a**0.5 * noise,
+                    "the noise weight needs a square root too": a**0.5 * image + (1 - a) * noise,
+                    "the image weight needs a square root too": a * image + (1 - a) ** 0.5 * noise,
+                },
+                f"alpha_bar_t={a}",
+            )
+
+    return _run("add_noise", body, "matches sqrt(a) * image + sqrt(1 - a) * noise")
+
+
+@_register(
+    "forward_step",
+    "notebooks/02_forward_process.ipynb",
+    "One small step shrinks the previous image by sqrt(1 - beta_t) and adds noise scaled by "
+    "sqrt(beta_t), so the variance stays 1.",
+    """
+    def forward_step(x_prev, noise, beta_t):
+        return (1 - beta_t) ** 0.5 * x_prev + beta_t ** 0.5 * noise
+    """,
+)
+def check_forward_step(fn: Callable) -> CheckResult:
+    """Check `fn(x_prev, noise, beta_t)`: one step of q(x_t | x_{t-1})."""
+
+    def body():
+        x_prev = torch.randn(3, 5, generator=_gen(6))
+        noise = torch.randn(3, 5, generator=_gen(7))
+        for beta in (0.02, 0.3):
+            out = _call("forward_step", fn, x_prev, noise, beta)
+            _compare(
+                out,
+                (1 - beta) ** 0.5 * x_prev + beta**0.5 * noise,
+                {
+                    "missing square roots: use sqrt(1 - beta_t) and sqrt(beta_t)": (1 - beta)
+                    * x_prev
+                    + beta * noise,
+                    "the image must shrink by sqrt(1 - beta_t), or the variance grows every step": x_prev
+                    + beta**0.5 * noise,
+                    "beta_t is the noise share: swap the two weights": beta**0.5 * x_prev
+                    + (1 - beta) ** 0.5 * noise,
+                },
+                f"beta_t={beta}",
+            )
+
+    return _run("forward_step", body, "one step keeps the variance at 1")
+
+
+@_register(
+    "alpha_bar_from_betas",
+    "notebooks/02_forward_process.ipynb",
+    "Each step keeps a fraction alpha_t = 1 - beta_t of the signal variance; what is left after t "
+    "steps is the running product, torch.cumprod.",
+    """
+    def alpha_bar_from_betas(betas):
+        return torch.cumprod(1 - betas, dim=0)
+    """,
+)
+def check_alpha_bar_from_betas(fn: Callable) -> CheckResult:
+    """Check `fn(betas)`: alpha_bar_t = prod_{s <= t} (1 - beta_s), for every t."""
+
+    def body():
+        betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+        out = _call("alpha_bar_from_betas", fn, betas.clone())
+        _compare(
+            out,
+            torch.cumprod(1 - betas, 0),
+            {
+                "take the product of the alphas (1 - beta), not of the betas": torch.cumprod(
+                    betas, 0
+                ),
+                "1 - sum(betas) is only a first-order approximation; use a product": 1
+                - torch.cumsum(betas, 0),
+                "that is the product over all steps; return the running product (one value per t)": torch.prod(
+                    1 - betas
+                ).expand(1000),
+                "off by one: alpha_bar_0 already includes the first step (1 - beta_0)": torch.cat(
+                    [betas.new_ones(1), torch.cumprod(1 - betas, 0)[:-1]]
+                ),
+            },
+            "the linear schedule",
+            rtol=1e-5,
+            atol=1e-7,
+        )
+
+    return _run("alpha_bar_from_betas", body, "the running product of (1 - beta_t)")
+
+
+@_register(
+    "x0_from_noise",
+    "notebooks/02_forward_process.ipynb",
+    "Solve x_t = sqrt(a) x_0 + sqrt(1 - a) eps for x_0: subtract the noise term, then divide by "
+    "sqrt(a).",
+    """
+    def x0_from_noise(xt, eps, alpha_bar_t):
+        return (xt - (1 - alpha_bar_t) ** 0.5 * eps) / alpha_bar_t ** 0.5
+    """,
+)
+def check_x0_from_noise(fn: Callable) -> CheckResult:
+    """Check `fn(xt, eps, alpha_bar_t)`: recover x_0 from x_t when the noise is known."""
+
+    def body():
+        x0 = torch.rand(2, 3, 4, generator=_gen(8)) * 2 - 1
+        eps = torch.randn(2, 3, 4, generator=_gen(9))
+        for a in (0.8, 0.05):
+            xt = a**0.5 * x0 + (1 - a) ** 0.5 * eps
+            out = _call("x0_from_noise", fn, xt, eps, a)
+            _compare(
+                out,
+                x0,
+                {
+                    "subtracting the noise is not enough: also divide by sqrt(alpha_bar_t)": xt
+                    - (1 - a) ** 0.5 * eps,
+                    "the noise term is sqrt(1 - alpha_bar_t) * eps": (xt - (1 - a) * eps) / a**0.5,
+                    "divide by sqrt(alpha_bar_t), not alpha_bar_t": (xt - (1 - a) ** 0.5 * eps) / a,
+                },
+                f"alpha_bar_t={a}",
+                rtol=1e-4,
+                atol=1e-4,
+            )
+
+    return _run("x0_from_noise", body, "the clean image comes back exactly")
+
+
+# ===== lesson 3: noise schedules =====
+@_register(
+    "linear_betas",
+    "notebooks/03_noise_schedules.ipynb",
+    "num_timesteps values evenly spaced from beta_start to beta_end, both ends included: "
+    "torch.linspace.",
+    """
+    def linear_betas(num_timesteps, beta_start, beta_end):
+        return torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64)
+    """,
+)
+def check_linear_betas(fn: Callable) -> CheckResult:
+    """Check `fn(num_timesteps, beta_start, beta_end)`: the DDPM linear betas."""
+
+    def body():
+        for T, start, end in ((1000, 1e-4, 0.02), (50, 1e-3, 0.2)):
+            out = _call("linear_betas", fn, T, start, end)
+            expected = torch.linspace(start, end, T, dtype=torch.float64)
+            _compare(
+                out,
+                expected,
+                {
+                    "off by one: the first beta must be beta_start and the last beta_end": torch.linspace(
+                        start, end, T + 1, dtype=torch.float64
+                    )[1:],
+                    "these are alpha values; return the betas": 1 - expected,
+                },
+                f"T={T}",
+                rtol=1e-5,
+                atol=1e-7,
+            )
+
+    return _run("linear_betas", body, "T evenly spaced betas from beta_start to beta_end")
+
+
+def _cosine_ratio(T: int, s: float, offset: int = 1, normalise: bool = True, square: bool = True):
+    tau = (torch.arange(T, dtype=torch.float64) + offset) / T
+    f = torch.cos((tau + s) / (1 + s) * math.pi / 2)
+    f0 = math.cos(s / (1 + s) * math.pi / 2)
+    if square:
+        f, f0 = f**2, f0**2
+    return f / f0 if normalise else f
+
+
+@_register(
+    "cosine_alpha_bar",
+    "notebooks/03_noise_schedules.ipynb",
+    "With tau = (t + 1) / T for t = 0 .. T-1, f(tau) = cos(((tau + s) / (1 + s)) * pi / 2) ** 2, "
+    "and alpha_bar_t = f(tau) / f(0), so that alpha_bar starts just below 1.",
+    """
+    def cosine_alpha_bar(num_timesteps, s):
+        tau = torch.arange(1, num_timesteps + 1, dtype=torch.float64) / num_timesteps
+        f = lambda u: torch.cos((u + s) / (1 + s) * torch.pi / 2) ** 2
+        return f(tau) / f(torch.zeros(()))
+    """,
+)
+def check_cosine_alpha_bar(fn: Callable) -> CheckResult:
+    """Check `fn(num_timesteps, s)`: the cosine schedule's alpha_bar (last value not checked).
+
+    The last value is where the package clips beta at 0.999, so either answer is accepted there.
+    """
+
+    def body():
+        for T, s in ((1000, 0.008), (20, 0.1)):
+            out = _call("cosine_alpha_bar", fn, T, s)
+            if isinstance(out, torch.Tensor) and out.shape == (T,):
+                out = out[:-1]
+            expected = _cosine_ratio(T, s)[:-1]
+            _compare(
+                out,
+                expected,
+                {
+                    "divide by f(0) so that alpha_bar starts at (nearly) 1": _cosine_ratio(
+                        T, s, normalise=False
+                    )[:-1],
+                    "the cosine must be squared": _cosine_ratio(T, s, square=False)[:-1],
+                    "off by one: alpha_bar_0 belongs to tau = 1/T, not tau = 0": _cosine_ratio(
+                        T, s, offset=0
+                    )[:-1],
+                    "the offset s is missing (it keeps the first betas from being too small)": _cosine_ratio(
+                        T, 0.0
+                    )[:-1],
+                },
+                f"T={T}, s={s}",
+                rtol=1e-5,
+                atol=1e-7,
+            )
+
+    return _run("cosine_alpha_bar", body, "matches Nichol & Dhariwal's cosine schedule")
+
+
+@_register(
+    "log_snr",
+    "notebooks/03_noise_schedules.ipynb",
+    "The signal has variance alpha_bar and the noise 1 - alpha_bar; SNR is their ratio, and you "
+    "want its natural logarithm (torch.log).",
+    """
+    def log_snr(alpha_bar):
+        return torch.log(alpha_bar / (1 - alpha_bar))
+    """,
+)
+def check_log_snr(fn: Callable) -> CheckResult:
+    """Check `fn(alpha_bar)`: log(alpha_bar / (1 - alpha_bar))."""
+
+    def body():
+        alpha_bar = torch.tensor([0.999, 0.9, 0.5, 0.1, 0.001], dtype=torch.float64)
+        out = _call("log_snr", fn, alpha_bar.clone())
+        snr = alpha_bar / (1 - alpha_bar)
+        _compare(
+            out,
+            snr.log(),
+            {
+                "that is the SNR itself; take its logarithm": snr,
+                "use the natural log (torch.log), not log10": snr.log10(),
+                "the ratio is upside down: signal over noise": -snr.log(),
+                "SNR compares signal variance with noise variance 1 - alpha_bar, not with 1": alpha_bar.log(),
+            },
+            "five values of alpha_bar",
+            rtol=1e-5,
+            atol=1e-7,
+        )
+
+    return _run("log_snr", body, "log SNR is positive when signal dominates, negative after")
+
+
+@_register(
+    "first_timestep_below",
+    "notebooks/03_noise_schedules.ipynb",
+    "(alpha_bar < level) is a boolean tensor; the first True is at "
+    "int(torch.nonzero(mask)[0]), or use int(mask.int().argmax()).",
+    """
+    def first_timestep_below(alpha_bar, level):
+        return int(torch.nonzero(alpha_bar < level)[0])
+    """,
+)
+def check_first_timestep_below(fn: Callable) -> CheckResult:
+    """Check `fn(alpha_bar, level)`: the first t with alpha_bar[t] < level, as an int."""
+
+    def body():
+        from .schedules import NoiseSchedule
+
+        for schedule in (NoiseSchedule.linear(), NoiseSchedule.cosine()):
+            for level in (0.5, 0.01):
+                expected = int(torch.nonzero(schedule.alpha_bar < level)[0])
+                out = _call("first_timestep_below", fn, schedule.alpha_bar.clone(), level)
+                try:
+                    out = int(out)
+                except (TypeError, ValueError, RuntimeError):
+                    raise _Fail(f"expected one int, got {out!r:.60}") from None
+                if out == expected - 1:
+                    raise _Fail(
+                        f"off by one for the {schedule.name} schedule at level {level}: "
+                        "that is the last t still at or above the level"
+                    )
+                if out != expected:
+                    raise _Fail(
+                        f"{schedule.name} schedule, level {level}: expected t={expected}, got {out}"
+                    )
+
+    return _run("first_timestep_below", body, "finds where the signal falls below the level")

@@ -1,0 +1,181 @@
+"""Pictures: image grids, the x_0 ... x_T chain strip, schedule curves, point clouds.
+
+Every function only draws: it takes tensors on any device (it calls .detach().cpu() itself),
+never trains, samples or seeds, and returns the matplotlib Axes so figures compose.
+
+Introduced in: notebooks/01_noise.ipynb
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+
+from .data import to_image
+
+__all__ = [
+    "grid_array",
+    "make_grid",
+    "plot_chain",
+    "plot_histogram",
+    "plot_points",
+    "plot_schedules",
+    "show_images",
+]
+
+
+def _as_batch(x: torch.Tensor) -> torch.Tensor:
+    x = torch.as_tensor(x).detach().cpu().float()
+    if x.ndim == 2:  # (H, W)
+        x = x[None, None]
+    elif x.ndim == 3:  # (C, H, W)
+        x = x[None]
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(
+            f"expected images (B, C, H, W) with C = 1 or 3, got shape {tuple(x.shape)}"
+        )
+    return x
+
+
+def make_grid(x: torch.Tensor, *, nrow: int = 8, padding: int = 2, pad_value: float = 1.0):
+    """Tile images (B, C, H, W) in [-1, 1] into one (C, H', W') image in [0, 1], `nrow` per row."""
+    x = to_image(_as_batch(x))
+    batch, channels, height, width = x.shape
+    ncol = min(nrow, batch)
+    nrows = -(-batch // ncol)
+    grid = torch.full(
+        (channels, nrows * (height + padding) + padding, ncol * (width + padding) + padding),
+        pad_value,
+    )
+    for i in range(batch):
+        top = padding + (i // ncol) * (height + padding)
+        left = padding + (i % ncol) * (width + padding)
+        grid[:, top : top + height, left : left + width] = x[i]
+    return grid
+
+
+def grid_array(x: torch.Tensor, *, nrow: int = 8, padding: int = 2, scale: int = 1) -> np.ndarray:
+    """A uint8 (H, W) or (H, W, 3) array of the grid, enlarged `scale` times (for widget PNGs)."""
+    grid = make_grid(x, nrow=nrow, padding=padding)
+    if scale > 1:
+        grid = grid.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
+    array = (grid * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+    return array[:, :, 0] if array.shape[2] == 1 else array
+
+
+def show_images(
+    x: torch.Tensor,
+    *,
+    nrow: int = 8,
+    ax: Axes | None = None,
+    title: str | None = None,
+    padding: int = 2,
+) -> Axes:
+    """Show a batch of images in [-1, 1] as one grid."""
+    if ax is None:
+        batch = _as_batch(x).shape[0]
+        ncol = min(nrow, batch)
+        _, ax = plt.subplots(figsize=(min(1.0 * ncol, 10), min(1.0 * -(-batch // ncol), 10)))
+    grid = make_grid(x, nrow=nrow, padding=padding).numpy()  # matplotlib wants numpy
+    if grid.shape[0] == 1:
+        ax.imshow(grid[0], cmap="gray", vmin=0, vmax=1)
+    else:
+        ax.imshow(grid.transpose(1, 2, 0))
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_chain(
+    images: Sequence[torch.Tensor],
+    labels: Sequence[str] | None = None,
+    *,
+    axes: Sequence[Axes] | None = None,
+    arrow: str | None = None,
+) -> Sequence[Axes]:
+    """Draw a chain x_0 -> ... -> x_T as a strip of images with a label under each.
+
+    `arrow` (for example "add noise ->") is written above the strip.
+    """
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    if axes is None:
+        fig, axes = plt.subplots(1, len(images), figsize=(1.6 * len(images), 2.0))
+        axes = np.atleast_1d(axes)
+        if arrow:
+            fig.suptitle(arrow)
+    for i, (ax, img) in enumerate(zip(axes, images)):
+        show_images(img, nrow=1, ax=ax, padding=0)
+        if labels is not None:
+            ax.set_title(labels[i], fontsize=9, y=-0.25)
+    return axes
+
+
+def plot_histogram(
+    x: torch.Tensor,
+    *,
+    ax: Axes | None = None,
+    bins: int = 60,
+    range_: tuple[float, float] = (-4.0, 4.0),
+    normal: bool = True,
+    label: str | None = None,
+) -> Axes:
+    """Histogram of all values in `x` as a density, with the N(0, 1) curve for comparison."""
+    ax = ax or plt.subplots(figsize=(4, 3))[1]
+    values = torch.as_tensor(x).detach().cpu().float().flatten().numpy()
+    ax.hist(values, bins=bins, range=range_, density=True, alpha=0.7, label=label)
+    if normal:
+        grid = np.linspace(*range_, 200)
+        ax.plot(grid, np.exp(-(grid**2) / 2) / np.sqrt(2 * np.pi), "k--", lw=1, label="N(0, 1)")
+    ax.set_xlim(*range_)
+    return ax
+
+
+def plot_schedules(
+    schedules: Mapping[str, object],
+    *,
+    quantity: str = "alpha_bar",
+    ax: Axes | None = None,
+    t: int | None = None,
+) -> Axes:
+    """Plot one quantity ("alpha_bar", "log_snr" or "betas") of several schedules against t/T.
+
+    `t`, if given, draws a vertical marker at that timestep.
+    """
+    allowed = ("alpha_bar", "log_snr", "betas")
+    if quantity not in allowed:
+        raise ValueError(f"unknown quantity {quantity!r}; allowed: {', '.join(allowed)}")
+    ax = ax or plt.subplots(figsize=(4, 3))[1]
+    for name, schedule in schedules.items():
+        values = schedule.log_snr() if quantity == "log_snr" else getattr(schedule, quantity)
+        ax.plot(np.arange(len(values)), values.detach().cpu().numpy(), label=name)
+    if t is not None:
+        ax.axvline(t, color="k", lw=0.8, ls=":")
+    ax.set_xlabel("timestep t")
+    ax.set_ylabel(
+        {
+            "alpha_bar": r"$\bar\alpha_t$",
+            "log_snr": r"$\log \mathrm{SNR}(t)$",
+            "betas": r"$\beta_t$",
+        }[quantity]
+    )
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_points(x: torch.Tensor, *, ax: Axes | None = None, **scatter_kwargs) -> Axes:
+    """Scatter a 2-D point cloud (N, 2)."""
+    x = torch.as_tensor(x).detach().cpu().float()
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise ValueError(f"expected points of shape (N, 2), got {tuple(x.shape)}")
+    x = x.numpy()
+    ax = ax or plt.subplots(figsize=(3, 3))[1]
+    scatter_kwargs.setdefault("s", 2)
+    ax.scatter(x[:, 0], x[:, 1], **scatter_kwargs)
+    ax.set_aspect("equal")
+    return ax

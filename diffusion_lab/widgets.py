@@ -1,0 +1,216 @@
+"""Interactive explorers for the notebooks, built on core ipywidgets (works in 7.7 and 8).
+
+Each widget renders PNG bytes into a core `widgets.Image`, so it works on Colab (ipywidgets
+7.7.1) and in current JupyterLab (8.x). Each also works headless: setting `.slider.value`
+in Python re-renders `.image.value`, which the tests check. Noise is fixed when a widget is
+built (from its own generator), so moving the slider changes only t.
+
+Nothing in the package imports this module; it is the only module that imports ipywidgets.
+Introduced in: notebooks/02_forward_process.ipynb
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import ipywidgets as widgets
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .forward import check_images, q_sample
+from .schedules import SCHEDULES, NoiseSchedule
+from .utils import png_bytes, randn
+from .viz import grid_array, plot_schedules
+
+__all__ = ["ScheduleComparison", "TimestepExplorer"]
+
+
+def _prepare(x0: torch.Tensor, device, noise, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    if x0.ndim == 3:
+        x0 = x0[None]
+    if x0.ndim != 4:
+        raise ValueError(
+            f"expected images (B, C, H, W) or one image (C, H, W), got {tuple(x0.shape)}"
+        )
+    check_images(x0, "images")
+    device = torch.device(device) if device is not None else x0.device
+    if noise is None:
+        generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        noise = randn(x0.shape, generator=generator)
+    elif noise.shape != x0.shape:
+        raise ValueError(
+            f"noise has shape {tuple(noise.shape)} but the images have {tuple(x0.shape)}"
+        )
+    return x0.to(device), noise.to(device)
+
+
+def _default_scale(x0: torch.Tensor) -> int:
+    return max(1, 256 // (x0.shape[-1] * min(8, len(x0))))
+
+
+class TimestepExplorer(widgets.VBox):
+    """A slider over t (with a play button) showing x_t = q_sample(x_0, t) with fixed noise.
+
+    Beside the picture: t, alpha_bar_t, and the signal and noise coefficients
+    sqrt(alpha_bar_t) and sqrt(1 - alpha_bar_t). x_t is computed live on `device`.
+    Introduced in: notebooks/02_forward_process.ipynb
+    """
+
+    def __init__(
+        self,
+        x0: torch.Tensor,
+        schedule: NoiseSchedule,
+        *,
+        t: int = 0,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        nrow: int = 8,
+        scale: int | None = None,
+    ):
+        self.x0, self.noise = _prepare(x0, device, noise, generator)
+        self.schedule = schedule.to(self.x0.device)
+        self.nrow, self.scale = nrow, scale or _default_scale(self.x0)
+        T = len(schedule)
+        self.slider = widgets.IntSlider(
+            value=int(schedule.check_t(t)),
+            min=0,
+            max=T - 1,
+            description="t",
+            continuous_update=True,
+        )
+        self.play = widgets.Play(
+            value=self.slider.value,
+            min=0,
+            max=T - 1,
+            step=max(1, T // 50),
+            interval=100,
+            description="play",
+        )
+        widgets.jslink((self.play, "value"), (self.slider, "value"))
+        self.image = widgets.Image(format="png")
+        self.info = widgets.HTML()
+        self.slider.observe(self._on_change, names="value")
+        super().__init__([widgets.HBox([self.play, self.slider]), self.image, self.info])
+        self._on_change()
+
+    def xt(self, t: int) -> torch.Tensor:
+        """x_t for the widget's images and fixed noise (on the widget's device)."""
+        t_batch = torch.full((len(self.x0),), int(t), dtype=torch.long, device=self.x0.device)
+        return q_sample(self.x0, t_batch, self.schedule, self.noise)
+
+    def frame(self, t: int) -> bytes:
+        """The PNG shown at timestep t."""
+        return png_bytes(grid_array(self.xt(t), nrow=self.nrow, scale=self.scale))
+
+    def _on_change(self, change=None) -> None:
+        t = self.slider.value
+        self.image.value = self.frame(t)
+        alpha_bar = self.schedule.alpha_bar[t].item()
+        self.info.value = (
+            f"<b>t = {t}</b> of {len(self.schedule)} &nbsp;|&nbsp; "
+            f"&alpha;&#772;<sub>t</sub> = {alpha_bar:.4f} (share of signal variance left: "
+            f"{100 * alpha_bar:.1f}%) &nbsp;|&nbsp; x<sub>t</sub> = {alpha_bar**0.5:.3f}&middot;x"
+            f"<sub>0</sub> + {(1 - alpha_bar) ** 0.5:.3f}&middot;&epsilon;"
+        )
+
+
+class ScheduleComparison(widgets.VBox):
+    """Two schedules side by side at the same t (same images, same noise), with their curves.
+
+    `schedules` maps names to NoiseSchedules of equal length (default: linear, cosine and
+    sigmoid with T = 1000); two dropdowns pick the left and right one.
+    Introduced in: notebooks/03_noise_schedules.ipynb
+    """
+
+    def __init__(
+        self,
+        x0: torch.Tensor,
+        schedules: Mapping[str, NoiseSchedule] | None = None,
+        *,
+        t: int = 250,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        nrow: int = 4,
+        scale: int | None = None,
+    ):
+        if schedules is None:
+            schedules = {name: make() for name, make in SCHEDULES.items()}
+        if len(schedules) < 2:
+            raise ValueError("give at least two schedules to compare")
+        lengths = {len(s) for s in schedules.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"all schedules must have the same T to share a slider, got {lengths}")
+        T = lengths.pop()
+        self.x0, self.noise = _prepare(x0, device, noise, generator)
+        self.schedules = {name: s.to(self.x0.device) for name, s in schedules.items()}
+        self.nrow, self.scale = nrow, scale or _default_scale(self.x0[:nrow])
+        names = list(self.schedules)
+        self.left = widgets.Dropdown(options=names, value=names[0], description="left")
+        self.right = widgets.Dropdown(options=names, value=names[1], description="right")
+        self.slider = widgets.IntSlider(
+            value=t, min=0, max=T - 1, description="t", continuous_update=True
+        )
+        self.images = [widgets.Image(format="png"), widgets.Image(format="png")]
+        self.labels = [widgets.HTML(), widgets.HTML()]
+        self.curves = widgets.Image(format="png")
+        self._figure = Figure(figsize=(7.5, 2.4), dpi=80)
+        self._canvas = FigureCanvasAgg(self._figure)
+        self._pair: tuple[str, str] | None = None
+        for control in (self.left, self.right, self.slider):
+            control.observe(self._on_change, names="value")
+        panels = [widgets.VBox([lab, img]) for lab, img in zip(self.labels, self.images)]
+        super().__init__(
+            [widgets.HBox([self.left, self.right]), self.slider, widgets.HBox(panels), self.curves]
+        )
+        self._on_change()
+
+    def frame(self, name: str, t: int) -> bytes:
+        """The PNG of x_t under schedule `name`."""
+        schedule = self.schedules[name]
+        t_batch = torch.full((len(self.x0),), int(t), dtype=torch.long, device=self.x0.device)
+        xt = q_sample(self.x0, t_batch, schedule, self.noise)
+        return png_bytes(grid_array(xt, nrow=self.nrow, scale=self.scale))
+
+    def _draw_curves(self) -> None:
+        """Redraw both curve panels for the chosen pair (only when a dropdown changes).
+
+        The t marker is blitted onto a cached background, so moving the slider stays fast.
+        """
+        chosen = {n: self.schedules[n] for n in dict.fromkeys([self.left.value, self.right.value])}
+        self._figure.clear()
+        axes = self._figure.subplots(1, 2)
+        for ax, quantity in zip(axes, ("alpha_bar", "log_snr")):
+            plot_schedules(chosen, quantity=quantity, ax=ax)
+        self._markers = [ax.axvline(0, color="k", lw=0.8, ls=":", animated=True) for ax in axes]
+        self._figure.tight_layout()
+        self._canvas.draw()
+        self._background = self._canvas.copy_from_bbox(self._figure.bbox)
+        self._pair = (self.left.value, self.right.value)
+
+    def _curves_png(self, t: int) -> bytes:
+        if self._pair != (self.left.value, self.right.value):
+            self._draw_curves()
+        self._canvas.restore_region(self._background)
+        for marker in self._markers:
+            marker.set_xdata([t, t])
+            marker.axes.draw_artist(marker)
+        rgba = np.asarray(self._canvas.buffer_rgba())
+        return png_bytes(np.ascontiguousarray(rgba[:, :, :3]))
+
+    def _on_change(self, change=None) -> None:
+        t = self.slider.value
+        for image, label, name in zip(
+            self.images, self.labels, (self.left.value, self.right.value)
+        ):
+            image.value = self.frame(name, t)
+            schedule = self.schedules[name]
+            label.value = (
+                f"<b>{name}</b>: &alpha;&#772;<sub>t</sub> = "
+                f"{schedule.alpha_bar[t].item():.4f}, log SNR = "
+                f"{schedule.log_snr(t).item():+.2f}"
+            )
+        self.curves.value = self._curves_png(t)

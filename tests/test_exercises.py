@@ -1,0 +1,113 @@
+"""Every check accepts the model solution and rejects typical mistakes with the right message."""
+
+import pytest
+import torch
+
+from diffusion_lab import exercises as ex
+
+
+def _solution_fn(name: str):
+    namespace = {"torch": torch}
+    exec(ex._get(name).solution, namespace)  # the solution shown to learners
+    return namespace[name]
+
+
+def _stub(*args):
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize("name", ex.list_exercises())
+def test_model_solution_passes_and_stub_is_not_done(name, capsys):
+    check = ex._get(name).check
+    result = check(_solution_fn(name))
+    assert result.passed, result.message
+    assert repr(result).startswith("[Correct]")
+    stub = check(_stub)
+    assert not stub.passed and "not done yet" in stub.message
+    assert ex.hint(name) and ex.solution(name)
+    assert capsys.readouterr().out  # hint and solution print for the learner
+
+
+def test_every_exercise_has_a_public_check_function():
+    for name in ex.list_exercises():
+        assert getattr(ex, f"check_{name}") is ex._get(name).check
+        assert f"check_{name}" in ex.__all__
+
+
+def test_unknown_exercise_lists_known_ones():
+    with pytest.raises(ValueError, match="unknown exercise 'nope'; known: gaussian_noise"):
+        ex.hint("nope")
+
+
+WRONG = [
+    (
+        ex.check_gaussian_noise,
+        lambda shape, m, s, g: m + s**2 * torch.randn(shape, generator=g),
+        "std**2",
+    ),
+    (
+        ex.check_gaussian_noise,
+        lambda shape, m, s, g: s * torch.randn(shape, generator=g),
+        "add the mean",
+    ),
+    (
+        ex.check_gaussian_noise,
+        lambda shape, m, s, g: (torch.randn(shape, generator=g) + m) * s,
+        "scale first",
+    ),
+    (ex.check_gaussian_noise, lambda shape, m, s, g: torch.randn(shape[0] - 1), "shape"),
+    (ex.check_mix_keep_variance, lambda x, n, w: (1 - w) * x + w * n, "square roots"),
+    (ex.check_mix_keep_variance, lambda x, n, w: w**0.5 * x + (1 - w) ** 0.5 * n, "swapped"),
+    (
+        ex.check_heat_step,
+        lambda u, r: u - r * (torch.roll(u, 1) + torch.roll(u, -1) - 2 * u),
+        "sign is flipped",
+    ),
+    (
+        ex.check_heat_step,
+        lambda u, r: r * (torch.roll(u, 1) + torch.roll(u, -1) - 2 * u),
+        "only the change",
+    ),
+    (ex.check_add_noise, lambda x, n, a: a * x + (1 - a) * n, "missing square roots"),
+    (ex.check_add_noise, lambda x, n, a: (1 - a) ** 0.5 * x + a**0.5 * n, "swapped"),
+    (ex.check_add_noise, lambda x, n, a: a**0.5 * x + (1 - a) * n, "noise weight"),
+    (ex.check_add_noise, lambda x, n, a: None, "forget `return`"),
+    (ex.check_add_noise, lambda x, n, a: x[0], "expected shape"),
+    (ex.check_add_noise, lambda x, n, a: 1 / 0, "raised ZeroDivisionError"),
+    (ex.check_forward_step, lambda x, n, b: (1 - b) * x + b * n, "missing square roots"),
+    (ex.check_forward_step, lambda x, n, b: x + b**0.5 * n, "variance grows"),
+    (ex.check_alpha_bar_from_betas, lambda b: torch.cumprod(b, 0), "not of the betas"),
+    (ex.check_alpha_bar_from_betas, lambda b: 1 - torch.cumsum(b, 0), "first-order"),
+    (ex.check_alpha_bar_from_betas, lambda b: torch.prod(1 - b), "expected shape"),
+    (ex.check_x0_from_noise, lambda xt, e, a: xt - (1 - a) ** 0.5 * e, "also divide"),
+    (ex.check_x0_from_noise, lambda xt, e, a: (xt - (1 - a) ** 0.5 * e) / a, "not alpha_bar_t"),
+    (
+        ex.check_linear_betas,
+        lambda T, s, e: torch.linspace(s, e, T + 1, dtype=torch.float64)[1:],
+        "off by one",
+    ),
+    (ex.check_linear_betas, lambda T, s, e: torch.arange(T), "values are off"),
+    (ex.check_cosine_alpha_bar, lambda T, s: ex._cosine_ratio(T, s, normalise=False), "f(0)"),
+    (ex.check_cosine_alpha_bar, lambda T, s: ex._cosine_ratio(T, s, square=False), "squared"),
+    (ex.check_cosine_alpha_bar, lambda T, s: ex._cosine_ratio(T, s, offset=0), "off by one"),
+    (ex.check_cosine_alpha_bar, lambda T, s: ex._cosine_ratio(T, 0.0), "offset s"),
+    (ex.check_log_snr, lambda a: a / (1 - a), "take its logarithm"),
+    (ex.check_log_snr, lambda a: torch.log10(a / (1 - a)), "log10"),
+    (ex.check_log_snr, lambda a: torch.log((1 - a) / a), "upside down"),
+    (ex.check_first_timestep_below, lambda a, lv: int(torch.nonzero(a < lv)[0]) - 1, "off by one"),
+    (ex.check_first_timestep_below, lambda a, lv: 3, "expected t="),
+    (ex.check_first_timestep_below, lambda a, lv: "many", "expected one int"),
+]
+
+
+@pytest.mark.parametrize("check, wrong, message", WRONG)
+def test_typical_mistakes_get_specific_messages(check, wrong, message):
+    result = check(wrong)
+    assert not result.passed
+    assert message in result.message, result.message
+    assert repr(result).startswith("[Not yet]")
+
+
+def test_gaussian_noise_accepts_a_right_answer_that_ignores_the_generator():
+    result = ex.check_gaussian_noise(lambda shape, m, s, g: m + s * torch.randn(shape))
+    assert result.passed, result.message

@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+import torch
+from matplotlib.axes import Axes
+
+from diffusion_lab.schedules import NoiseSchedule
+from diffusion_lab.viz import (
+    grid_array,
+    make_grid,
+    plot_chain,
+    plot_histogram,
+    plot_points,
+    plot_schedules,
+    show_images,
+)
+
+
+def test_make_grid_layout_and_values():
+    x = torch.stack([torch.full((1, 4, 4), v) for v in (-1.0, 0.0, 1.0)])
+    grid = make_grid(x, nrow=2, padding=1)
+    assert grid.shape == (1, 2 * 5 + 1, 2 * 5 + 1)
+    assert grid[0, 1, 1] == 0 and grid[0, 1, 6] == 0.5 and grid[0, 6, 1] == 1
+    assert grid[0, 0, 0] == 1  # padding
+
+
+def test_grid_array_is_uint8_and_scaled():
+    x = torch.rand(5, 3, 8, 8) * 2 - 1
+    array = grid_array(x, nrow=5, padding=0, scale=3)
+    assert array.dtype == np.uint8 and array.shape == (24, 120, 3)
+    assert grid_array(torch.zeros(2, 1, 8, 8), padding=0).shape == (8, 16)
+
+
+def test_plots_return_axes_and_accept_any_shape():
+    assert isinstance(show_images(torch.zeros(3, 28, 28)), Axes)
+    assert isinstance(show_images(torch.zeros(10, 1, 28, 28), nrow=5, title="t"), Axes)
+    axes = plot_chain([torch.zeros(3, 8, 8)] * 3, ["x_0", "x_1", "x_T"], arrow="add noise")
+    assert len(axes) == 3 and axes[2].get_title() == "x_T"
+    assert isinstance(plot_histogram(torch.randn(1000)), Axes)
+    schedules = {"linear": NoiseSchedule.linear(), "cosine": NoiseSchedule.cosine()}
+    ax = plot_schedules(schedules, quantity="log_snr", t=100)
+    assert len(ax.get_lines()) == 3  # two curves and the marker
+    assert isinstance(plot_points(torch.randn(50, 2)), Axes)
+
+
+def test_viz_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="C = 1 or 3"):
+        show_images(torch.zeros(2, 2, 8, 8))
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        plot_points(torch.zeros(5, 3))
+    with pytest.raises(ValueError, match="unknown quantity 'snr'"):
+        plot_schedules({}, quantity="snr")
+    with pytest.raises(ValueError, match="2 images but 1 labels"):
+        plot_chain([torch.zeros(1, 4, 4)] * 2, ["a"])

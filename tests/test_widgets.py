@@ -1,0 +1,84 @@
+"""Headless widget tests: moving a slider in Python must re-render the image."""
+
+import io
+
+import matplotlib.image as mpimg
+import pytest
+import torch
+
+from diffusion_lab.data import load_cat, load_mnist
+from diffusion_lab.forward import q_sample
+from diffusion_lab.schedules import NoiseSchedule
+from diffusion_lab.viz import grid_array
+
+widgets = pytest.importorskip("diffusion_lab.widgets")
+
+
+def _decode(png: bytes):
+    return mpimg.imread(io.BytesIO(png), format="png")
+
+
+def test_timestep_explorer_updates_on_slider_move():
+    x0 = load_mnist()[0][:8]
+    schedule = NoiseSchedule.linear()
+    explorer = widgets.TimestepExplorer(x0, schedule, nrow=4, scale=1)
+    first = explorer.image.value
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "t = 0" in explorer.info.value
+    explorer.slider.value = 700
+    assert explorer.image.value != first
+    assert "t = 700" in explorer.info.value
+    assert f"{schedule.alpha_bar[700].item():.4f}" in explorer.info.value
+    # the picture is exactly x_t with the widget's fixed noise
+    expected = grid_array(q_sample(x0, torch.full((8,), 700), schedule, explorer.noise), nrow=4)
+    decoded = _decode(explorer.image.value)
+    assert abs(decoded * 255 - expected).max() <= 1
+    # moving back reproduces the first frame (fixed noise, no RNG drawn)
+    explorer.slider.value = 0
+    assert explorer.image.value == first
+
+
+def test_timestep_explorer_with_one_rgb_image_and_given_noise():
+    cat = load_cat(32)
+    noise = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    explorer = widgets.TimestepExplorer(cat, NoiseSchedule.cosine(), noise=noise, t=999)
+    assert _decode(explorer.image.value).shape[2] == 3
+    torch.testing.assert_close(
+        explorer.xt(999), q_sample(cat[None], 999, NoiseSchedule.cosine(), noise)
+    )
+
+
+def test_timestep_explorer_rejects_bad_input():
+    schedule = NoiseSchedule.linear()
+    with pytest.raises(ValueError, match=r"must lie in \[-1, 1\]"):
+        widgets.TimestepExplorer(torch.full((1, 1, 8, 8), 255.0), schedule)
+    with pytest.raises(ValueError, match="timestep out of range"):
+        widgets.TimestepExplorer(torch.zeros(1, 1, 8, 8), schedule, t=1000)
+    with pytest.raises(ValueError, match="noise has shape"):
+        widgets.TimestepExplorer(torch.zeros(1, 1, 8, 8), schedule, noise=torch.zeros(1, 1, 4, 4))
+
+
+def test_schedule_comparison_updates_on_slider_and_dropdowns():
+    x0 = load_mnist()[0][:4]
+    comparison = widgets.ScheduleComparison(x0, t=100)
+    left, right, curves = (
+        comparison.images[0].value,
+        comparison.images[1].value,
+        comparison.curves.value,
+    )
+    assert left != right  # linear and cosine differ at t=100
+    comparison.slider.value = 600
+    assert comparison.images[0].value != left and comparison.curves.value != curves
+    assert "linear" in comparison.labels[0].value
+    comparison.right.value = "sigmoid"
+    assert "sigmoid" in comparison.labels[1].value
+    assert comparison.images[1].value == comparison.frame("sigmoid", 600)
+    comparison.left.value = "sigmoid"  # the same schedule on both sides gives the same picture
+    assert comparison.images[0].value == comparison.images[1].value
+
+
+def test_schedule_comparison_needs_equal_lengths():
+    with pytest.raises(ValueError, match="same T"):
+        widgets.ScheduleComparison(
+            torch.zeros(1, 1, 8, 8), {"a": NoiseSchedule.linear(10), "b": NoiseSchedule.linear(20)}
+        )
