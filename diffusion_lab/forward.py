@@ -60,7 +60,7 @@ def add_noise(image, noise, alpha_bar_t):
     """
     if isinstance(alpha_bar_t, torch.Tensor) and alpha_bar_t.ndim == 1 and image.ndim > 1:
         alpha_bar_t = append_dims(alpha_bar_t.to(image.device, image.dtype), image.ndim)
-    # alpha_bar_t controls how much of the original image remains
+    # alpha_bar_t controls how much original image remains
     noisy_image = (alpha_bar_t**0.5) * image + ((1 - alpha_bar_t) ** 0.5) * noise
     return noisy_image
 

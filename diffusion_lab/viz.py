@@ -74,17 +74,22 @@ def show_images(
     ax: Axes | None = None,
     title: str | None = None,
     padding: int = 2,
+    interpolation: str = "nearest",
 ) -> Axes:
-    """Show a batch of images in [-1, 1] as one grid."""
+    """Show a batch of images in [-1, 1] as one grid.
+
+    Pixels are drawn as crisp squares (`interpolation="nearest"`): smoothing would blur the
+    noise the lessons are about, and makes stored figures larger.
+    """
     if ax is None:
         batch = _as_batch(x).shape[0]
         ncol = min(nrow, batch)
         _, ax = plt.subplots(figsize=(min(1.0 * ncol, 10), min(1.0 * -(-batch // ncol), 10)))
     grid = make_grid(x, nrow=nrow, padding=padding).numpy()  # matplotlib wants numpy
     if grid.shape[0] == 1:
-        ax.imshow(grid[0], cmap="gray", vmin=0, vmax=1)
+        ax.imshow(grid[0], cmap="gray", vmin=0, vmax=1, interpolation=interpolation)
     else:
-        ax.imshow(grid.transpose(1, 2, 0))
+        ax.imshow(grid.transpose(1, 2, 0), interpolation=interpolation)
     ax.set_axis_off()
     if title:
         ax.set_title(title)
@@ -111,8 +116,8 @@ def plot_chain(
             fig.suptitle(arrow)
     for i, (ax, img) in enumerate(zip(axes, images)):
         show_images(img, nrow=1, ax=ax, padding=0)
-        if labels is not None:
-            ax.set_title(labels[i], fontsize=9, y=-0.25)
+        if labels is not None:  # under the image, growing downwards, so long labels fit
+            ax.set_title(labels[i], fontsize=9, y=-0.03, va="top")
     return axes
 
 
@@ -142,21 +147,27 @@ def plot_schedules(
     quantity: str = "alpha_bar",
     ax: Axes | None = None,
     t: int | None = None,
+    x: str = "t",
 ) -> Axes:
-    """Plot one quantity ("alpha_bar", "log_snr" or "betas") of several schedules against t/T.
+    """Plot one quantity ("alpha_bar", "log_snr" or "betas") of several schedules.
 
-    `t`, if given, draws a vertical marker at that timestep.
+    `x="t"` plots against the timestep; `x="fraction"` against (t + 1) / T, so that schedules
+    with different T share one axis. `t`, if given, draws a vertical marker at that timestep.
     """
     allowed = ("alpha_bar", "log_snr", "betas")
     if quantity not in allowed:
         raise ValueError(f"unknown quantity {quantity!r}; allowed: {', '.join(allowed)}")
+    if x not in ("t", "fraction"):
+        raise ValueError(f"unknown x {x!r}; allowed: 't', 'fraction'")
     ax = ax or plt.subplots(figsize=(4, 3))[1]
     for name, schedule in schedules.items():
         values = schedule.log_snr() if quantity == "log_snr" else getattr(schedule, quantity)
-        ax.plot(np.arange(len(values)), values.detach().cpu().numpy(), label=name)
+        steps = np.arange(len(values))
+        xs = (steps + 1) / len(values) if x == "fraction" else steps
+        ax.plot(xs, values.detach().cpu().numpy(), label=name)
     if t is not None:
         ax.axvline(t, color="k", lw=0.8, ls=":")
-    ax.set_xlabel("timestep t")
+    ax.set_xlabel("timestep t" if x == "t" else "fraction of the way, (t + 1) / T")
     ax.set_ylabel(
         {
             "alpha_bar": r"$\bar\alpha_t$",

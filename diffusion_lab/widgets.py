@@ -30,6 +30,7 @@ __all__ = ["ScheduleComparison", "TimestepExplorer"]
 def _prepare(x0: torch.Tensor, device, noise, generator) -> tuple[torch.Tensor, torch.Tensor]:
     if x0.ndim == 3:
         x0 = x0[None]
+        noise = noise[None] if noise is not None and noise.ndim == 3 else noise
     if x0.ndim != 4:
         raise ValueError(
             f"expected images (B, C, H, W) or one image (C, H, W), got {tuple(x0.shape)}"

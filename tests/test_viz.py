@@ -40,6 +40,9 @@ def test_plots_return_axes_and_accept_any_shape():
     ax = plot_schedules(schedules, quantity="log_snr", t=100)
     assert len(ax.get_lines()) == 3  # two curves and the marker
     assert isinstance(plot_points(torch.randn(50, 2)), Axes)
+    short = {"T=10": NoiseSchedule.linear(10, beta_end=0.5)}
+    line = plot_schedules(short, x="fraction").get_lines()[0]
+    assert line.get_xdata()[0] == 0.1 and line.get_xdata()[-1] == 1.0
 
 
 def test_viz_rejects_bad_shapes():
@@ -49,5 +52,7 @@ def test_viz_rejects_bad_shapes():
         plot_points(torch.zeros(5, 3))
     with pytest.raises(ValueError, match="unknown quantity 'snr'"):
         plot_schedules({}, quantity="snr")
+    with pytest.raises(ValueError, match="unknown x 'tau'"):
+        plot_schedules({}, x="tau")
     with pytest.raises(ValueError, match="2 images but 1 labels"):
         plot_chain([torch.zeros(1, 4, 4)] * 2, ["a"])
