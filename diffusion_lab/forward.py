@@ -44,8 +44,7 @@ def check_images(x: torch.Tensor, name: str = "x0") -> torch.Tensor:
     if x.numel():
         lo, hi = x.min().item(), x.max().item()
         if lo < -1 - RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
-            hint = " (it looks like [0, 1] data: use x * 2 - 1)" if lo >= 0 else ""
-            hint = " (it looks like [0, 255] pixels: use x / 127.5 - 1)" if hi > 2 else hint
+            hint = " (it looks like [0, 255] pixels: use x / 127.5 - 1)" if hi > 2 else ""
             raise ValueError(
                 f"{name} must lie in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]{hint}"
             )
