@@ -89,18 +89,14 @@ def _get(name: str) -> _Exercise:
     return _EXERCISES[name]
 
 
-def hint(name: str) -> str:
-    """Print (and return) a hint for exercise `name`."""
-    text = _get(name).hint
-    print(text)
-    return text
+def hint(name: str) -> None:
+    """Print a hint for exercise `name`."""
+    print(_get(name).hint)
 
 
-def solution(name: str) -> str:
-    """Print (and return) a model solution for exercise `name`. Try it yourself first."""
-    text = _get(name).solution
-    print(text)
-    return text
+def solution(name: str) -> None:
+    """Print a model solution for exercise `name`. Try it yourself first."""
+    print(_get(name).solution)
 
 
 # ----- the machinery shared by all checks -----
@@ -116,7 +112,13 @@ def _call(name: str, fn: Callable, *args):
             "not done yet: replace the `raise NotImplementedError` with your code"
         ) from None
     except Exception as error:  # a learner's bug is reported, not raised
-        raise _Fail(f"your function raised {type(error).__name__}: {error}") from None
+        advice = ""
+        if isinstance(error, TypeError) and "not float" in str(error):
+            advice = (
+                " (numbers like beta_t arrive as Python floats: use x ** 0.5 or "
+                "math.sqrt(x), which work for floats and tensors alike)"
+            )
+        raise _Fail(f"your function raised {type(error).__name__}: {error}{advice}") from None
     if out is None:
         raise _Fail("your function returned None; did you forget `return`?")
     return out
@@ -151,12 +153,12 @@ def _compare(
     )
 
 
-def _run(name: str, body: Callable[[], None], success: str) -> CheckResult:
+def _run(name: str, body: Callable[[], str | None], success: str) -> CheckResult:
     try:
-        body()
+        note = body()  # a body may return a note to add to a pass
     except _Fail as failure:
         return CheckResult(name, False, str(failure))
-    return CheckResult(name, True, success)
+    return CheckResult(name, True, success + (f"; but {note}" if note else ""))
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -167,9 +169,9 @@ def _gen(seed: int = 0) -> torch.Generator:
 @_register(
     "gaussian_noise",
     "notebooks/01_noise.ipynb",
-    "Standard noise is torch.randn(shape, generator=generator): mean 0, standard deviation 1. "
-    "Scaling by std stretches the spread; adding mean shifts the centre. std is the standard "
-    "deviation, not the variance.",
+    "Start from standard noise (mean 0, standard deviation 1) drawn with the generator you are "
+    "given. Multiplying by a number stretches the spread by that number; adding a number moves "
+    "the centre. Which order keeps the mean where you want it?",
     """
     def gaussian_noise(shape, mean, std, generator):
         return mean + std * torch.randn(shape, generator=generator)
@@ -196,7 +198,11 @@ def check_gaussian_noise(fn: Callable) -> CheckResult:
             raise _Fail(f"the mean is {m:.2f} = mean * std; scale first, then add the mean")
         if abs(m - mean) > 0.05 or abs(s - std) > 0.05:
             raise _Fail(f"mean {m:.2f} and std {s:.2f}, expected {mean} and {std}")
-        # right distribution, other random numbers (e.g. generator not used): accept
+        # right distribution, other random numbers: accept, and say why it matters
+        return (
+            "your numbers did not come from `generator`, so the same seed will not "
+            "reproduce them: draw with torch.randn(shape, generator=generator)"
+        )
 
     return _run("gaussian_noise", body, "mean and standard deviation come out right")
 
@@ -236,8 +242,9 @@ def check_mix_keep_variance(fn: Callable) -> CheckResult:
 @_register(
     "heat_step",
     "notebooks/01_noise.ipynb",
-    "Each cell moves toward the average of its neighbours: new = u + rate * (left + right - 2 u). "
-    "torch.roll(u, 1) gives every cell its left neighbour (wrapping around at the ends).",
+    "Each cell moves a little toward its two neighbours: it gains rate * (neighbour - itself) "
+    "from each side. torch.roll shifts a tensor and wraps around at the ends, which gives every "
+    "cell its neighbour on one side.",
     """
     def heat_step(u, rate):
         return u + rate * (torch.roll(u, 1) + torch.roll(u, -1) - 2 * u)
@@ -247,27 +254,30 @@ def check_heat_step(fn: Callable) -> CheckResult:
     """Check `fn(u, rate)`: one explicit step of 1-D heat diffusion with wrap-around ends."""
 
     def body():
-        u = torch.zeros(16)
-        u[5] = 1.0
-        u[6] = 0.5
-        rate = 0.2
-        lap = torch.roll(u, 1) + torch.roll(u, -1) - 2 * u
-        out = _call("heat_step", fn, u.clone(), rate)
-        _compare(
-            out,
-            u + rate * lap,
-            {
-                "the sign is flipped: ink must flow from high to low (add rate * laplacian)": u
-                - rate * lap,
+        for where, place in (("a spike of ink in the middle", 5), ("a spike at the edge", 0)):
+            u = torch.zeros(16)
+            u[place], u[place + 1] = 1.0, 0.5
+            rate = 0.2
+            left, right = torch.roll(u, 1), torch.roll(u, -1)
+            lap = left + right - 2 * u
+            padded = torch.nn.functional.pad(u, (1, 1))
+            no_wrap = u + rate * (padded[:-2] + padded[2:] - 2 * u)
+            out = _call("heat_step", fn, u.clone(), rate)
+            _compare(out, u + rate * lap, {
+                "the sign is flipped: ink must flow from high to low (add rate * laplacian)":
+                    u - rate * lap,
                 "you returned only the change; add it to u": rate * lap,
-                "the centre term needs a factor 2 (left + right - 2u)": u
-                + rate * (torch.roll(u, 1) + torch.roll(u, -1) - u),
-            },
-            "a spike of ink",
-        )
-        total = out.sum().item() if isinstance(out, torch.Tensor) else 0.0
-        if abs(total - u.sum().item()) > 1e-5:
-            raise _Fail("the total amount of ink changed; a diffusion step must conserve it")
+                "the centre term needs a factor 2 (left + right - 2u)": u + rate * (left + right - u),
+                "both neighbours come from the same side: roll by +1 for one and -1 for the other":
+                    u + rate * (2 * left - 2 * u),
+                "ink leaks out at the ends: the line wraps around (torch.roll does this)": no_wrap,
+            }, where)  # fmt: skip
+            total = out.sum().item()
+            if abs(total - u.sum().item()) > 1e-5:
+                raise _Fail(
+                    f"{where}: the total amount of ink changed from {u.sum().item():.2f} "
+                    f"to {total:.2f}; a diffusion step must conserve it"
+                )
 
     return _run("heat_step", body, "ink spreads and the total is conserved")
 
@@ -304,6 +314,8 @@ def check_add_noise(fn: Callable) -> CheckResult:
                     + a**0.5 * noise,
                     "the noise weight needs a square root too": a**0.5 * image + (1 - a) * noise,
                     "the image weight needs a square root too": a * image + (1 - a) ** 0.5 * noise,
+                    "the noise weight is sqrt(1 - alpha_bar_t), not 1 - sqrt(alpha_bar_t): the squares of "
+                    "the two weights must add up to 1": a**0.5 * image + (1 - a**0.5) * noise,
                 },
                 f"alpha_bar_t={a}",
             )
@@ -340,6 +352,12 @@ def check_forward_step(fn: Callable) -> CheckResult:
                     + beta**0.5 * noise,
                     "beta_t is the noise share: swap the two weights": beta**0.5 * x_prev
                     + (1 - beta) ** 0.5 * noise,
+                    "the image weight needs a square root too: sqrt(1 - beta_t)": (1 - beta)
+                    * x_prev
+                    + beta**0.5 * noise,
+                    "the noise weight needs a square root too: sqrt(beta_t)": (1 - beta) ** 0.5
+                    * x_prev
+                    + beta * noise,
                 },
                 f"beta_t={beta}",
             )
@@ -350,8 +368,9 @@ def check_forward_step(fn: Callable) -> CheckResult:
 @_register(
     "alpha_bar_from_betas",
     "notebooks/02_forward_process.ipynb",
-    "Each step keeps a fraction alpha_t = 1 - beta_t of the signal variance; what is left after t "
-    "steps is the running product, torch.cumprod.",
+    "Each step keeps a fraction 1 - beta of the signal variance, so what is left after several "
+    "steps is a product of those fractions. You want that product after every step, not only "
+    "after the last one (look for a cumulative function in torch).",
     """
     def alpha_bar_from_betas(betas):
         return torch.cumprod(1 - betas, dim=0)
@@ -363,6 +382,12 @@ def check_alpha_bar_from_betas(fn: Callable) -> CheckResult:
     def body():
         betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
         out = _call("alpha_bar_from_betas", fn, betas.clone())
+        if isinstance(out, torch.Tensor) and out.shape == (len(betas) + 1,):
+            raise _Fail(
+                "you returned T + 1 values. In code, entry t is the product over steps "
+                "0 .. t, so the first entry is 1 - betas[0] (the paper's alpha_bar_1); "
+                "the paper's alpha_bar_0 = 1 is not stored"
+            )
         _compare(
             out,
             torch.cumprod(1 - betas, 0),
@@ -427,8 +452,8 @@ def check_x0_from_noise(fn: Callable) -> CheckResult:
 @_register(
     "linear_betas",
     "notebooks/03_noise_schedules.ipynb",
-    "num_timesteps values evenly spaced from beta_start to beta_end, both ends included: "
-    "torch.linspace.",
+    "You need num_timesteps values, evenly spaced, with the first exactly beta_start and the "
+    "last exactly beta_end. torch has a one-line function for evenly spaced values.",
     """
     def linear_betas(num_timesteps, beta_start, beta_end):
         return torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64)
@@ -456,6 +481,13 @@ def check_linear_betas(fn: Callable) -> CheckResult:
             )
 
     return _run("linear_betas", body, "T evenly spaced betas from beta_start to beta_end")
+
+
+def _cosine_ratio_at(tau: torch.Tensor, s: float) -> torch.Tensor:
+    tau = tau.double()
+    return (
+        torch.cos((tau + s) / (1 + s) * math.pi / 2) ** 2 / math.cos(s / (1 + s) * math.pi / 2) ** 2
+    )
 
 
 def _cosine_ratio(T: int, s: float, offset: int = 1, normalise: bool = True, square: bool = True):
@@ -505,6 +537,10 @@ def check_cosine_alpha_bar(fn: Callable) -> CheckResult:
                     "the offset s is missing (it keeps the first betas from being too small)": _cosine_ratio(
                         T, 0.0
                     )[:-1],
+                    "tau must be (t + 1) / T for t = 0 .. T-1; linspace(0, 1, T) starts at 0 and spaces "
+                    "the points 1 / (T - 1) apart": _cosine_ratio_at(torch.linspace(0, 1, T), s)[
+                        :-1
+                    ],
                 },
                 f"T={T}, s={s}",
                 rtol=1e-5,
@@ -551,8 +587,8 @@ def check_log_snr(fn: Callable) -> CheckResult:
 @_register(
     "first_timestep_below",
     "notebooks/03_noise_schedules.ipynb",
-    "(alpha_bar < level) is a boolean tensor; the first True is at "
-    "int(torch.nonzero(mask)[0]), or use int(mask.int().argmax()).",
+    "Compare the whole tensor with the level at once: that gives a tensor of True/False. You "
+    "want the position of the first True, as a Python int.",
     """
     def first_timestep_below(alpha_bar, level):
         return int(torch.nonzero(alpha_bar < level)[0])

@@ -117,7 +117,7 @@ def plot_chain(
     for i, (ax, img) in enumerate(zip(axes, images)):
         show_images(img, nrow=1, ax=ax, padding=0)
         if labels is not None:  # under the image, growing downwards, so long labels fit
-            ax.set_title(labels[i], fontsize=9, y=-0.03, va="top")
+            ax.set_title(labels[i], fontsize=9, y=-0.03, va="top", pad=0)
     return axes
 
 

@@ -24,7 +24,7 @@ from .schedules import SCHEDULES, NoiseSchedule
 from .utils import png_bytes, randn
 from .viz import grid_array, plot_schedules
 
-__all__ = ["ScheduleComparison", "TimestepExplorer"]
+__all__ = ["FrameSlider", "ScheduleComparison", "TimestepExplorer"]
 
 
 def _prepare(x0: torch.Tensor, device, noise, generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,3 +215,48 @@ class ScheduleComparison(widgets.VBox):
                 f"{schedule.log_snr(t).item():+.2f}"
             )
         self.curves.value = self._curves_png(t)
+
+
+class FrameSlider(widgets.VBox):
+    """A slider (with a play button) over precomputed frames: an animation you can scrub.
+
+    `frames` is a sequence of image batches (B, C, H, W) or single images (C, H, W), all the
+    same shape, in [-1, 1]; `labels` (optional) is one caption per frame. Every frame is
+    encoded once, up front, so moving the slider only swaps PNG bytes.
+    Introduced in: notebooks/01_noise.ipynb
+    """
+
+    def __init__(
+        self,
+        frames,
+        labels=None,
+        *,
+        nrow: int = 8,
+        scale: int | None = None,
+        description: str = "frame",
+        interval: int = 150,
+    ):
+        frames = [f[None] if f.ndim == 3 else f for f in frames]
+        if not frames:
+            raise ValueError("give at least one frame")
+        if labels is not None and len(labels) != len(frames):
+            raise ValueError(f"{len(frames)} frames but {len(labels)} labels")
+        if len({tuple(f.shape) for f in frames}) != 1:
+            raise ValueError("all frames must have the same shape")
+        scale = scale or _default_scale(frames[0])
+        self.pngs = [png_bytes(grid_array(f, nrow=nrow, scale=scale)) for f in frames]
+        self.labels = list(labels) if labels is not None else [""] * len(frames)
+        last = len(frames) - 1
+        self.slider = widgets.IntSlider(value=0, min=0, max=last, description=description)
+        self.play = widgets.Play(
+            value=0, min=0, max=last, step=1, interval=interval, description="play"
+        )
+        widgets.jslink((self.play, "value"), (self.slider, "value"))
+        self.image = widgets.Image(format="png", value=self.pngs[0])
+        self.info = widgets.HTML(self.labels[0])
+        self.slider.observe(self._on_change, names="value")
+        super().__init__([widgets.HBox([self.play, self.slider]), self.image, self.info])
+
+    def _on_change(self, change=None) -> None:
+        self.image.value = self.pngs[self.slider.value]
+        self.info.value = self.labels[self.slider.value]

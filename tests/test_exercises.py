@@ -24,8 +24,11 @@ def test_model_solution_passes_and_stub_is_not_done(name, capsys):
     assert repr(result).startswith("[Correct]")
     stub = check(_stub)
     assert not stub.passed and "not done yet" in stub.message
-    assert ex.hint(name) and ex.solution(name)
-    assert capsys.readouterr().out  # hint and solution print for the learner
+    capsys.readouterr()
+    assert ex.hint(name) is None  # printed once, not echoed again as a return value
+    assert len(capsys.readouterr().out) > 40
+    ex.solution(name)
+    assert f"def {name}(" in capsys.readouterr().out
 
 
 def test_every_exercise_has_a_public_check_function():
@@ -94,6 +97,34 @@ WRONG = [
     (ex.check_log_snr, lambda a: a / (1 - a), "take its logarithm"),
     (ex.check_log_snr, lambda a: torch.log10(a / (1 - a)), "log10"),
     (ex.check_log_snr, lambda a: torch.log((1 - a) / a), "upside down"),
+    (ex.check_heat_step, lambda u, r: u + r * (2 * torch.roll(u, 1) - 2 * u), "same side"),
+    (
+        ex.check_heat_step,
+        lambda u, r: (
+            u
+            + r
+            * (
+                torch.nn.functional.pad(u, (1, 1))[:-2]
+                + torch.nn.functional.pad(u, (1, 1))[2:]
+                - 2 * u
+            )
+        ),
+        "wraps around",
+    ),
+    (ex.check_forward_step, lambda x, n, b: (1 - b) * x + b**0.5 * n, "image weight"),
+    (ex.check_forward_step, lambda x, n, b: (1 - b) ** 0.5 * x + b * n, "noise weight"),
+    (ex.check_add_noise, lambda x, n, a: a**0.5 * x + (1 - a**0.5) * n, "not 1 - sqrt"),
+    (
+        ex.check_alpha_bar_from_betas,
+        lambda b: torch.cat([torch.ones(1, dtype=b.dtype), torch.cumprod(1 - b, 0)]),
+        "T + 1 values",
+    ),
+    (
+        ex.check_cosine_alpha_bar,
+        lambda T, s: ex._cosine_ratio_at(torch.linspace(0, 1, T), s),
+        "linspace(0, 1, T)",
+    ),
+    (ex.check_mix_keep_variance, lambda x, n, w: torch.sqrt(1 - w) * x, "math.sqrt"),
     (ex.check_first_timestep_below, lambda a, lv: int(torch.nonzero(a < lv)[0]) - 1, "off by one"),
     (ex.check_first_timestep_below, lambda a, lv: 3, "expected t="),
     (ex.check_first_timestep_below, lambda a, lv: "many", "expected one int"),
@@ -108,6 +139,7 @@ def test_typical_mistakes_get_specific_messages(check, wrong, message):
     assert repr(result).startswith("[Not yet]")
 
 
-def test_gaussian_noise_accepts_a_right_answer_that_ignores_the_generator():
+def test_gaussian_noise_accepts_a_right_answer_that_ignores_the_generator_with_a_note():
     result = ex.check_gaussian_noise(lambda shape, m, s, g: m + s * torch.randn(shape))
     assert result.passed, result.message
+    assert "not come from `generator`" in result.message

@@ -82,3 +82,19 @@ def test_schedule_comparison_needs_equal_lengths():
         widgets.ScheduleComparison(
             torch.zeros(1, 1, 8, 8), {"a": NoiseSchedule.linear(10), "b": NoiseSchedule.linear(20)}
         )
+
+
+def test_frame_slider_swaps_precomputed_frames():
+    frames = [torch.full((2, 1, 4, 4), v) for v in (-1.0, 0.0, 1.0)]
+    slider = widgets.FrameSlider(frames, ["start", "middle", "end"], scale=1)
+    assert slider.image.value == slider.pngs[0] and slider.info.value == "start"
+    slider.slider.value = 2
+    assert slider.image.value == slider.pngs[2] != slider.pngs[0]
+    assert slider.info.value == "end"
+    assert _decode(slider.image.value).max() == 1.0
+    one_image = widgets.FrameSlider([torch.zeros(3, 4, 4), torch.ones(3, 4, 4)])
+    assert one_image.slider.max == 1
+    with pytest.raises(ValueError, match="2 frames but 1 labels"):
+        widgets.FrameSlider(frames[:2], ["a"])
+    with pytest.raises(ValueError, match="same shape"):
+        widgets.FrameSlider([torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 5, 5)])

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "notebooks" / "src"
 OUT = ROOT / "notebooks"
 REPO = "diffusion-lab/diffusion-lab"  # GitHub owner/name used by the Colab badges
+WIDGET_NOTE = "[Interactive widget: run this notebook in Jupyter or Colab to use it.]"
 
 
 def parse(source: str) -> list:
@@ -81,6 +82,11 @@ def build(path: Path, execute: bool, fast: bool) -> dict:
                 os.environ["DIFFUSION_LAB_FAST"] = env_fast
         report["seconds"] = time.perf_counter() - start
     nb.metadata.pop("widgets", None)
+    for cell in nb.cells:  # readers on GitHub see a note, not the widget's Python repr
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "application/vnd.jupyter.widget-view+json" in data:
+                data["text/plain"] = WIDGET_NOTE
     for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
