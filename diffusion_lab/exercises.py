@@ -23,6 +23,8 @@ __all__ = [
     "check_add_noise",
     "check_alpha_bar_from_betas",
     "check_cosine_alpha_bar",
+    "check_ddpm_mean",
+    "check_ema_update",
     "check_first_timestep_below",
     "check_forward_step",
     "check_gaussian_noise",
@@ -30,6 +32,10 @@ __all__ = [
     "check_linear_betas",
     "check_log_snr",
     "check_mix_keep_variance",
+    "check_posterior_mean",
+    "check_timestep_embedding",
+    "check_training_loss",
+    "check_v_target",
     "check_x0_from_noise",
     "hint",
     "list_exercises",
@@ -619,3 +625,209 @@ def check_first_timestep_below(fn: Callable) -> CheckResult:
                     )
 
     return _run("first_timestep_below", body, "finds where the signal falls below the level")
+
+
+# ===== lesson 4: the reverse process =====
+@_register(
+    "posterior_mean",
+    "notebooks/04_reverse_process.ipynb",
+    "The mean is a weighted sum of x0 and xt. The weight of x0 has sqrt(alpha_bar_prev) * beta_t "
+    "on top; the weight of xt has sqrt(alpha_t) * (1 - alpha_bar_prev) on top, with "
+    "alpha_t = 1 - beta_t; both share the same denominator.",
+    """
+    def posterior_mean(x0, xt, alpha_bar_t, alpha_bar_prev, beta_t):
+        coef_x0 = alpha_bar_prev ** 0.5 * beta_t / (1 - alpha_bar_t)
+        coef_xt = (1 - beta_t) ** 0.5 * (1 - alpha_bar_prev) / (1 - alpha_bar_t)
+        return coef_x0 * x0 + coef_xt * xt
+    """,
+)
+def check_posterior_mean(fn: Callable) -> CheckResult:
+    """Check `fn(x0, xt, alpha_bar_t, alpha_bar_prev, beta_t)`: the mean of q(x_{t-1} | x_t, x_0)."""
+
+    def body():
+        x0 = torch.rand(2, 5, generator=_gen(10)) * 2 - 1
+        xt = torch.randn(2, 5, generator=_gen(11))
+        for a_prev, beta in ((0.9, 0.05), (0.3, 0.2)):
+            a = a_prev * (1 - beta)
+            den = 1 - a
+            right = a_prev**0.5 * beta / den * x0 + (1 - beta) ** 0.5 * (1 - a_prev) / den * xt
+            out = _call("posterior_mean", fn, x0, xt, a, a_prev, beta)
+            _compare(out, right, {
+                "the two weights are swapped: x0's weight has beta_t on top":
+                    (1 - beta) ** 0.5 * (1 - a_prev) / den * x0 + a_prev**0.5 * beta / den * xt,
+                "xt's weight uses sqrt(alpha_t) = sqrt(1 - beta_t), not sqrt(alpha_bar_t)":
+                    a_prev**0.5 * beta / den * x0 + a**0.5 * (1 - a_prev) / den * xt,
+                "x0's weight needs the square root of alpha_bar_prev":
+                    a_prev * beta / den * x0 + (1 - beta) ** 0.5 * (1 - a_prev) / den * xt,
+            }, f"alpha_bar_prev={a_prev}, beta_t={beta}")  # fmt: skip
+
+    return _run("posterior_mean", body, "matches Ho et al. (2020), eq. 7")
+
+
+@_register(
+    "ddpm_mean",
+    "notebooks/04_reverse_process.ipynb",
+    "Remove a share of the predicted noise from xt, then undo the shrinking of the last step. "
+    "The share is beta_t / sqrt(1 - alpha_bar_t); the last step shrank the image by "
+    "sqrt(1 - beta_t).",
+    """
+    def ddpm_mean(xt, eps_hat, beta_t, alpha_bar_t):
+        return (xt - beta_t / (1 - alpha_bar_t) ** 0.5 * eps_hat) / (1 - beta_t) ** 0.5
+    """,
+)
+def check_ddpm_mean(fn: Callable) -> CheckResult:
+    """Check `fn(xt, eps_hat, beta_t, alpha_bar_t)`: the mean of one reverse step (eq. 11)."""
+
+    def body():
+        xt = torch.randn(3, 4, generator=_gen(12))
+        eps_hat = torch.randn(3, 4, generator=_gen(13))
+        for beta, a in ((0.02, 0.5), (0.3, 0.05)):
+            out = _call("ddpm_mean", fn, xt, eps_hat, beta, a)
+            _compare(out, (xt - beta / (1 - a) ** 0.5 * eps_hat) / (1 - beta) ** 0.5, {
+                "divide by sqrt(1 - beta_t) at the end: the forward step had shrunk the image":
+                    xt - beta / (1 - a) ** 0.5 * eps_hat,
+                "that removes all the noise at once (it is x0_hat's recipe); one step removes "
+                "only the share beta_t / sqrt(1 - alpha_bar_t)":
+                    (xt - (1 - a) ** 0.5 * eps_hat) / (1 - beta) ** 0.5,
+                "subtract the predicted noise, do not add it":
+                    (xt + beta / (1 - a) ** 0.5 * eps_hat) / (1 - beta) ** 0.5,
+            }, f"beta_t={beta}, alpha_bar_t={a}")  # fmt: skip
+
+    return _run("ddpm_mean", body, "matches Ho et al. (2020), eq. 11")
+
+
+def _embedding(t: torch.Tensor, dim: int, linear: bool = False, swap: bool = False):
+    half = dim // 2
+    if linear:
+        freqs = 1 - torch.arange(half) / half
+    else:
+        freqs = torch.exp(-math.log(10_000) * torch.arange(half) / half)
+    angles = t.float()[:, None] * freqs[None]
+    parts = [angles.cos(), angles.sin()] if swap else [angles.sin(), angles.cos()]
+    return torch.cat(parts, dim=1)
+
+
+@_register(
+    "timestep_embedding",
+    "notebooks/04_reverse_process.ipynb",
+    "Make dim / 2 frequencies that fall geometrically from 1 to about 1/10000 "
+    "(exp of a linspace in log space), multiply each t by every frequency, and put the sines "
+    "first and the cosines second along dim 1.",
+    """
+    def timestep_embedding(t, dim):
+        half = dim // 2
+        freqs = torch.exp(-math.log(10000) * torch.arange(half) / half)
+        angles = t.float()[:, None] * freqs[None]
+        return torch.cat([angles.sin(), angles.cos()], dim=1)
+    """,
+)
+def check_timestep_embedding(fn: Callable) -> CheckResult:
+    """Check `fn(t, dim)`: sinusoidal features (B,) -> (B, dim), sines then cosines."""
+
+    def body():
+        t = torch.tensor([0, 1, 17, 999])
+        out = _call("timestep_embedding", fn, t.clone(), 16)
+        _compare(out, _embedding(t, 16), {
+            "sines and cosines are in the other order: sines first": _embedding(t, 16, swap=True),
+            "the frequencies must fall geometrically (exp(-log(10000) * i / half)), not linearly":
+                _embedding(t, 16, linear=True),
+        }, "t = 0, 1, 17, 999 with dim = 16", rtol=1e-4, atol=1e-4)  # fmt: skip
+
+    return _run("timestep_embedding", body, "each timestep gets a unique, smooth code")
+
+
+# ===== lesson 5: training =====
+@_register(
+    "training_loss",
+    "notebooks/05_training.ipynb",
+    "Noise the image to step t in one jump with the given noise, ask the model for the noise, "
+    "and take the mean of the squared difference between the true and the predicted noise.",
+    """
+    def training_loss(model, x0, alpha_bar, t, noise):
+        a = alpha_bar[t].view(-1, 1, 1, 1)
+        xt = a ** 0.5 * x0 + (1 - a) ** 0.5 * noise
+        return ((noise - model(xt, t)) ** 2).mean()
+    """,
+)
+def check_training_loss(fn: Callable) -> CheckResult:
+    """Check `fn(model, x0, alpha_bar, t, noise)`: the DDPM loss for given t and noise."""
+
+    def body():
+        x0 = torch.rand(3, 1, 4, 4, generator=_gen(14)) * 2 - 1
+        noise = torch.randn(3, 1, 4, 4, generator=_gen(15))
+        alpha_bar = torch.linspace(0.99, 0.01, 10)
+        t = torch.tensor([1, 5, 8])
+        a = alpha_bar[t].view(-1, 1, 1, 1)
+
+        def model(xt, t_):  # a fixed, simple "network": predicts half of its input
+            return 0.5 * xt + 0.01 * t_.float().view(-1, 1, 1, 1)
+
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        right = ((noise - model(xt, t)) ** 2).mean()
+        out = _call("training_loss", fn, model, x0, alpha_bar, t, noise)
+        xt_plain = a * x0 + (1 - a) * noise
+        _compare(torch.as_tensor(out).reshape(()), right, {
+            "compare the prediction with the noise you added, not with the clean image":
+                ((x0 - model(xt, t)) ** 2).mean(),
+            "x_t needs the square roots: sqrt(a) * x0 + sqrt(1 - a) * noise":
+                ((noise - model(xt_plain, t)) ** 2).mean(),
+            "square the difference before averaging": (noise - model(xt, t)).mean(),
+        }, "three images at t = 1, 5, 8", rtol=1e-4, atol=1e-6)  # fmt: skip
+
+    return _run("training_loss", body, "the same loss as the article's training_step")
+
+
+@_register(
+    "v_target",
+    "notebooks/05_training.ipynb",
+    "v mixes the noise and the clean image with the same two weights as x_t, but crossed over and "
+    "with a minus sign: the noise gets sqrt(alpha_bar), the image -sqrt(1 - alpha_bar).",
+    """
+    def v_target(x0, eps, alpha_bar_t):
+        return alpha_bar_t ** 0.5 * eps - (1 - alpha_bar_t) ** 0.5 * x0
+    """,
+)
+def check_v_target(fn: Callable) -> CheckResult:
+    """Check `fn(x0, eps, alpha_bar_t)`: the v-prediction target of Salimans & Ho (2022)."""
+
+    def body():
+        x0 = torch.rand(2, 6, generator=_gen(16)) * 2 - 1
+        eps = torch.randn(2, 6, generator=_gen(17))
+        for a in (0.9, 0.2):
+            out = _call("v_target", fn, x0, eps, a)
+            _compare(out, a**0.5 * eps - (1 - a) ** 0.5 * x0, {
+                "the sign is the other way round: plus noise, minus image":
+                    (1 - a) ** 0.5 * x0 - a**0.5 * eps,
+                "the weights are crossed over: the noise gets sqrt(alpha_bar)":
+                    (1 - a) ** 0.5 * eps - a**0.5 * x0,
+                "that is x_t (a plus sign and the weights not crossed)":
+                    a**0.5 * x0 + (1 - a) ** 0.5 * eps,
+            }, f"alpha_bar_t={a}")  # fmt: skip
+
+    return _run("v_target", body, "v = sqrt(a) eps - sqrt(1 - a) x0")
+
+
+@_register(
+    "ema_update",
+    "notebooks/05_training.ipynb",
+    "The average keeps most of itself (the share decay) and takes a little of the new value "
+    "(the share 1 - decay).",
+    """
+    def ema_update(average, value, decay):
+        return decay * average + (1 - decay) * value
+    """,
+)
+def check_ema_update(fn: Callable) -> CheckResult:
+    """Check `fn(average, value, decay)`: one exponential-moving-average update."""
+
+    def body():
+        average, value = torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.0, 1.0, -2.0])
+        for decay in (0.9, 0.999):
+            out = _call("ema_update", fn, average.clone(), value.clone(), decay)
+            _compare(out, decay * average + (1 - decay) * value, {
+                "the weights are swapped: the old average keeps the share decay":
+                    (1 - decay) * average + decay * value,
+                "add the new value's share (1 - decay) * value": decay * average,
+            }, f"decay={decay}")  # fmt: skip
+
+    return _run("ema_update", body, "the average moves a little toward each new value")

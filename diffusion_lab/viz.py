@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 from .data import to_image
 
 __all__ = [
+    "LossPlot",
     "grid_array",
     "make_grid",
     "plot_chain",
@@ -190,3 +191,56 @@ def plot_points(x: torch.Tensor, *, ax: Axes | None = None, **scatter_kwargs) ->
     ax.scatter(x[:, 0], x[:, 1], **scatter_kwargs)
     ax.set_aspect("equal")
     return ax
+
+
+class LossPlot:
+    """A loss curve that redraws in place while a notebook trains (one figure, updated).
+
+    Call `update(step_record)` with each record from `train()`; every `every` steps the figure
+    is redrawn (raw loss, and its running mean over `smooth` steps). Works headless too: then
+    it only collects numbers. `losses` holds every loss seen.
+    Introduced in: notebooks/05_training.ipynb
+    """
+
+    def __init__(self, *, every: int = 50, smooth: int = 50, title: str = "training loss"):
+        self.every, self.smooth, self.title = every, smooth, title
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self._handle = None
+
+    def update(self, record) -> None:
+        self.steps.append(record.step)
+        self.losses.append(record.loss)
+        if len(self.losses) % self.every == 0:
+            self.show()
+
+    def figure(self):
+        """Draw the current curve into a new matplotlib Figure and return it."""
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(6, 2.6))
+        ax = fig.subplots()
+        ax.plot(self.steps, self.losses, lw=0.5, alpha=0.4, label="loss per step")
+        if len(self.losses) >= self.smooth:
+            kernel = np.ones(self.smooth) / self.smooth
+            running = np.convolve(self.losses, kernel, mode="valid")
+            ax.plot(self.steps[self.smooth - 1 :], running, lw=1.5, label=f"mean of {self.smooth}")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.set_yscale("log")
+        ax.set_title(self.title)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        return fig
+
+    def show(self) -> None:
+        """Show the curve, replacing the previous picture in the same notebook output."""
+        try:
+            from IPython.display import display
+        except ImportError:  # plain Python: nothing to display
+            return
+        fig = self.figure()
+        if self._handle is None:
+            self._handle = display(fig, display_id=True)
+        else:
+            self._handle.update(fig)

@@ -111,9 +111,9 @@ class TimestepExplorer(widgets.VBox):
         self.image.value = self.frame(t)
         alpha_bar = self.schedule.alpha_bar[t].item()
         self.info.value = (
-            f"<b>t = {t}</b> of {len(self.schedule)} &nbsp;|&nbsp; "
-            f"&alpha;&#772;<sub>t</sub> = {alpha_bar:.4f} (share of signal variance left: "
-            f"{100 * alpha_bar:.1f}%) &nbsp;|&nbsp; x<sub>t</sub> = {alpha_bar**0.5:.3f}&middot;x"
+            f"<b>t = {t}</b> (code timestep: the image after {t + 1} of {len(self.schedule)} "
+            f"steps) &nbsp;|&nbsp; &alpha;&#772; = {alpha_bar:.4f} (share of signal variance "
+            f"left: {100 * alpha_bar:.1f}%) &nbsp;|&nbsp; x = {alpha_bar**0.5:.3f}&middot;x"
             f"<sub>0</sub> + {(1 - alpha_bar) ** 0.5:.3f}&middot;&epsilon;"
         )
 

@@ -7,7 +7,7 @@ from diffusion_lab import exercises as ex
 
 
 def _solution_fn(name: str):
-    namespace = {"torch": torch}
+    namespace = {"torch": torch, "math": __import__("math")}
     exec(ex._get(name).solution, namespace)  # the solution shown to learners
     return namespace[name]
 
@@ -127,6 +127,43 @@ WRONG = [
     (ex.check_mix_keep_variance, lambda x, n, w: torch.sqrt(1 - w) * x, "math.sqrt"),
     (ex.check_first_timestep_below, lambda a, lv: int(torch.nonzero(a < lv)[0]) - 1, "off by one"),
     (ex.check_first_timestep_below, lambda a, lv: 3, "expected t="),
+    (
+        ex.check_posterior_mean,
+        lambda x0, xt, a, ap, b: (
+            (1 - b) ** 0.5 * (1 - ap) / (1 - a) * x0 + ap**0.5 * b / (1 - a) * xt
+        ),
+        "swapped",
+    ),
+    (
+        ex.check_posterior_mean,
+        lambda x0, xt, a, ap, b: ap**0.5 * b / (1 - a) * x0 + a**0.5 * (1 - ap) / (1 - a) * xt,
+        "not sqrt(alpha_bar_t)",
+    ),
+    (ex.check_ddpm_mean, lambda xt, e, b, a: xt - b / (1 - a) ** 0.5 * e, "divide by sqrt"),
+    (
+        ex.check_ddpm_mean,
+        lambda xt, e, b, a: (xt - (1 - a) ** 0.5 * e) / (1 - b) ** 0.5,
+        "all the noise at once",
+    ),
+    (ex.check_timestep_embedding, lambda t, d: ex._embedding(t, d, swap=True), "sines first"),
+    (ex.check_timestep_embedding, lambda t, d: ex._embedding(t, d, linear=True), "geometrically"),
+    (
+        ex.check_training_loss,
+        lambda m, x0, ab, t, n: (
+            (
+                x0
+                - m(
+                    ab[t].view(-1, 1, 1, 1) ** 0.5 * x0 + (1 - ab[t].view(-1, 1, 1, 1)) ** 0.5 * n,
+                    t,
+                )
+            )
+            ** 2
+        ).mean(),
+        "not with the clean image",
+    ),
+    (ex.check_v_target, lambda x0, e, a: (1 - a) ** 0.5 * x0 - a**0.5 * e, "sign"),
+    (ex.check_v_target, lambda x0, e, a: a**0.5 * x0 + (1 - a) ** 0.5 * e, "that is x_t"),
+    (ex.check_ema_update, lambda avg, v, d: (1 - d) * avg + d * v, "swapped"),
     (ex.check_first_timestep_below, lambda a, lv: "many", "expected one int"),
 ]
 

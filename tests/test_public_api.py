@@ -22,6 +22,11 @@ ALLOWED = {
     "data": {"utils"},
     "viz": {"data"},
     "exercises": {"schedules"},
+    "weights": {"data"},
+    "training": {"utils", "schedules", "forward"},
+    "samplers": {"utils", "schedules", "forward"},
+    "metrics": {"data", "forward", "weights"},
+    "pretrained": {"data", "models", "schedules", "training", "weights"},
     "widgets": {"utils", "schedules", "forward", "viz"},
 }
 

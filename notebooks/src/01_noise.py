@@ -10,15 +10,16 @@
 # **What you will learn**
 # - Gaussian noise: what it looks like, how a seeded generator produces it, and its histogram,
 #   mean and variance (and how well a sample estimates them).
-# - Two ways to mix an image with noise, and why diffusion models use the one with square roots.
+# - Two ways to mix an image with noise, and why diffusion models use the one that keeps the
+#   variance fixed.
 # - The ink-in-water picture: heat diffusion on a grid, and the random walk of particles behind it.
-# - The two opposite processes on one chain $x_0, \dots, x_T$: adding noise (easy) and removing
-#   it (hard, learned).
+# - The two opposite processes on one chain $x_0, \dots, x_T$: adding noise (a fixed recipe) and
+#   removing it (the job a neural network is trained for), and how the course numbers the steps.
 #
 # **What you need first**: Python and a little PyTorch (tensors, `torch.randn`, indexing).
 # Mean and variance from school statistics help; nothing else is assumed.
 #
-# **Time to run** (Restart & Run All, full mode): under 20 s on a 2-core laptop CPU (measured: 7 s);
+# **Time to run** (Restart & Run All, full mode): under 30 s on a 2-core laptop CPU (measured: 22 s);
 # GPU: not measured yet (no GPU was available when this lesson was written).
 
 # %%
@@ -38,7 +39,7 @@ import torch.nn.functional as F
 from diffusion_lab import NoiseSchedule, add_noise, get_device, load_cat, load_mnist, q_sample, seed_everything
 from diffusion_lab.exercises import check_gaussian_noise, check_heat_step, check_mix_keep_variance, hint, solution
 from diffusion_lab.viz import plot_chain, plot_histogram, show_images
-from diffusion_lab.widgets import TimestepExplorer
+from diffusion_lab.widgets import FrameSlider, TimestepExplorer
 
 device = get_device()
 g = seed_everything(0)
@@ -83,7 +84,7 @@ plt.show()
 # `generator=` argument, and the setup cell made one for us, `g`.
 #
 # To get noise with another centre and spread, shift and stretch standard noise: if
-# $\varepsilon \sim \mathcal{N}(0, 1)$ then $\mu + \sigma\varepsilon \sim \mathcal{N}(\mu, \sigma^2)$,
+# $\epsilon \sim \mathcal{N}(0, 1)$ then $\mu + \sigma\epsilon \sim \mathcal{N}(\mu, \sigma^2)$,
 # with mean $\mu$, standard deviation $\sigma$ and variance $\sigma^2$.
 
 # %%
@@ -105,8 +106,9 @@ plt.show()
 #
 # Write `gaussian_noise(shape, mean, std, generator)`: a tensor of the given `shape` whose
 # values are Gaussian with mean `mean` and **standard deviation** `std`, drawn from `generator`.
-# Run the cell; the check tells you what is wrong. `hint("gaussian_noise")` gives a hint and
-# `solution("gaussian_noise")` shows a model answer.
+# `shape` is a tuple; `mean` and `std` are Python floats. Run the cell; the check tells you
+# what is wrong. `hint("gaussian_noise")` gives a hint and `solution("gaussian_noise")` shows a
+# model answer.
 
 # %%
 def gaussian_noise(shape, mean, std, generator):
@@ -120,8 +122,8 @@ check_gaussian_noise(gaussian_noise)
 # ## 3. Histogram, mean and variance
 #
 # A single picture of static says little; the *distribution* of its values says everything.
-# For standard noise the mean is $\mathbb{E}[\varepsilon] = 0$ and the variance is
-# $\mathrm{Var}[\varepsilon] = \mathbb{E}[\varepsilon^2] - \mathbb{E}[\varepsilon]^2 = 1$.
+# For standard noise the mean is $\mathbb{E}[\epsilon] = 0$ and the variance is
+# $\mathrm{Var}[\epsilon] = \mathbb{E}[\epsilon^2] - \mathbb{E}[\epsilon]^2 = 1$.
 # From $n$ draws $z_1, \dots, z_n$ we can only *estimate* them:
 # $$\hat\mu = \frac{1}{n}\sum_i z_i, \qquad \hat\sigma^2 = \frac{1}{n-1}\sum_i (z_i - \hat\mu)^2 .$$
 # These estimates wobble around the truth, and the wobble shrinks as the sample grows.
@@ -174,19 +176,18 @@ plt.show()
 # %% [markdown]
 # ## 4. Mixing an image with noise
 #
-# Now blend a picture $x$ with noise $\varepsilon$, putting a share $w \in [0, 1]$ on the noise.
-# The obvious blend is a **plain weighted average** $(1-w)\,x + w\,\varepsilon$. For independent
-# $x$ and $\varepsilon$ the variances add with the *squares* of the weights, so if both have
-# variance 1 the blend has variance $(1-w)^2 + w^2$, which is only $0.5$ at $w = 0.5$: the
-# middle of the blend is washed out and grey.
-#
-# The **variance-keeping mix** takes square roots of the weights instead,
-# $$\sqrt{1-w}\;x + \sqrt{w}\;\varepsilon, \qquad \text{variance } (1-w) + w = 1 .$$
-# To see the difference cleanly we first *standardise* each picture (subtract its mean, divide
-# by its standard deviation), so that picture and noise both have variance 1.
+# Now blend a picture $x$ with noise $\epsilon$ as $a\,x + b\,\epsilon$, with weights $a, b \ge 0$.
+# For independent $x$ and $\epsilon$ the variances add with the *squares* of the weights:
+# $$\mathrm{Var}[a\,x + b\,\epsilon] = a^2\,\mathrm{Var}[x] + b^2\,\mathrm{Var}[\epsilon].$$
+# The obvious blend is a **plain weighted average**, $a = 1 - w$ and $b = w$, with $w \in [0, 1]$
+# the share of noise. If picture and noise both have variance 1, it has variance
+# $(1-w)^2 + w^2$, only $0.5$ at $w = 0.5$: the middle of the blend is washed out and grey.
+# A **variance-keeping mix** chooses the weights so that $a^2 + b^2 = 1$: variance 1 at every
+# $w$. Exercise 2 asks you to find them. To see the difference cleanly we first *standardise*
+# each picture (subtract its mean, divide by its standard deviation) to variance 1.
 
 # %%
-cat = load_cat(size=128)                   # (3, 128, 128), values in [-1, 1]
+cat = load_cat(size=64)                    # (3, 64, 64), values in [-1, 1]
 digits, labels = load_mnist()              # (10000, 1, 28, 28), values in [-1, 1]
 digit = digits[:1]                         # the first test digit, a 7
 print(f"cat {tuple(cat.shape)}, std {cat.std():.3f}; digit {tuple(digit.shape)}, std {digit.std():.3f}")
@@ -203,8 +204,9 @@ print(f"standardised: cat std {cat_s.std():.3f}, digit std {digit_s.std():.3f}")
 
 # %% [markdown]
 # The package already has the variance-keeping mix: it is the article's `add_noise(image, noise,
-# alpha_bar_t)` (lesson 2), with $\bar\alpha_t = 1 - w$, the share of the image's variance that
-# survives. We use it here and print the standard deviation of every blend.
+# alpha_bar_t)` (lesson 2), with $\bar\alpha_t = 1 - w$, the share of the blend's variance that
+# comes from the image. We use it here, without looking inside yet, and print the standard
+# deviation of every blend.
 
 # %%
 def plain_mix(x, noise, w):
@@ -215,18 +217,18 @@ def keep_mix(x, noise, w):
     return add_noise(x, noise, 1 - w)  # the variance-keeping mix, alpha_bar_t = 1 - w
 
 # %%
-ws = [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0]
-print("  w   std plain (theory)   std keep (theory)")
+ws = [0.0, 0.25, 0.5, 0.75, 1.0]
+print("   w   std plain (theory)   std keep (theory)")
 for w in ws:
     plain, keep = plain_mix(cat_s, cat_noise, w), keep_mix(cat_s, cat_noise, w)
-    print(f"{w:.1f}   {plain.std():.3f} ({((1 - w) ** 2 + w ** 2) ** 0.5:.3f})"
+    print(f"{w:.2f}   {plain.std():.3f} ({((1 - w) ** 2 + w ** 2) ** 0.5:.3f})"
           f"      {keep.std():.3f} (1.000)")
 
 # %%
 rows = [("cat, plain", cat_s, cat_noise, plain_mix), ("cat, keep", cat_s, cat_noise, keep_mix),
         ("digit, plain", digit_s, digit_noise, plain_mix),
         ("digit, keep", digit_s, digit_noise, keep_mix)]
-fig, axes = plt.subplots(4, len(ws), figsize=(1.1 * len(ws), 6.0))
+fig, axes = plt.subplots(4, len(ws), figsize=(1.2 * len(ws), 5.6))
 for row, (name, x, eps, mix) in zip(axes, rows):
     mixes = [mix(x, eps, w) for w in ws]
     # one display scale for every panel: +-3 standard deviations map to black and white
@@ -239,18 +241,24 @@ plt.show()
 
 # %% [markdown]
 # The plain average dims in the middle (std about $0.71$ at $w = 0.5$) and recovers only at the
-# noise end; the square-root mix stays at full strength all the way, with the picture fading
+# noise end; the variance-keeping mix stays at full strength all the way, with the picture fading
 # *into* the static rather than into grey. Diffusion models rely on this: at every noise level
 # the network sees inputs of the same scale. (In the rest of the course images stay in
-# $[-1, 1]$ without standardising; the cat then has std $0.33$, and the same mix moves the
+# $[-1, 1]$ without standardising; the cat then has std $0.32$, and the same mix moves the
 # variance smoothly from the image's to exactly 1.)
 
 # %% [markdown]
-# ### Exercise 2 (checked): the variance-keeping mix
+# ### Exercise 2 (checked): find the variance-keeping weights
 #
-# Write `mix_keep_variance(image, noise, w)` that returns $\sqrt{1-w}\,\text{image} +
-# \sqrt{w}\,\text{noise}$, with `w` the share of noise. `hint("mix_keep_variance")` gives a
-# hint and `solution("mix_keep_variance")` a model answer.
+# A small puzzle first, on paper. `image` and `noise` are independent tensors with variance 1,
+# and `w` is a Python float in $[0, 1]$. Find two numbers $a, b \ge 0$, depending on `w`, such that
+# the blend $a\cdot\text{image} + b\cdot\text{noise}$
+# - keeps variance 1 for every `w`, that is $a^2 + b^2 = 1$, and
+# - gets exactly the share `w` of its variance from the noise (so `w = 0` gives back the image
+#   and `w = 1` pure noise).
+#
+# Then write `mix_keep_variance(image, noise, w)` returning that blend. `hint("mix_keep_variance")`
+# gives a hint and `solution("mix_keep_variance")` a model answer.
 
 # %%
 def mix_keep_variance(image, noise, w):
@@ -311,10 +319,10 @@ plt.show()
 # %% [markdown]
 # ### Exercise 3 (checked): the heat step with `torch.roll`
 #
-# Write `heat_step(u, rate)` for a 1-D tensor `u`, using the first form of the rule above,
-# without a convolution. `torch.roll(u, 1)` shifts every value one cell to the right (wrapping
-# around), so it hands each cell its left neighbour. `hint("heat_step")` gives a hint and
-# `solution("heat_step")` a model answer.
+# Write `heat_step(u, rate)` for a 1-D tensor `u` and a Python float `rate`, using the first
+# form of the rule above, without a convolution. `torch.roll(u, 1)` shifts every value one
+# cell to the right (wrapping around), so it hands each cell its left neighbour.
+# `hint("heat_step")` gives a hint and `solution("heat_step")` a model answer.
 
 # %%
 def heat_step(u, rate):
@@ -342,11 +350,11 @@ def heat_step_2d(u, rate):
 # %%
 ink = torch.zeros(64, 64, device=device)
 ink[18:46, 18:46] = (digit[0, 0].to(device) + 1) / 2  # ink 1 where the digit is written
-snap_steps, frames = [0, 5, 20, 80, 320], {}
-for step in range(max(snap_steps) + 1):
-    if step in snap_steps:
-        frames[step] = ink.cpu()
+snap_steps, n_steps = [0, 5, 20, 80, 320], 320
+frames = [ink.cpu()]                                  # frames[n]: the ink after n steps
+for step in range(n_steps):
     ink = heat_step_2d(ink, 0.2)
+    frames.append(ink.cpu())
 
 # %%
 fig, axes = plt.subplots(1, len(snap_steps), figsize=(1.7 * len(snap_steps), 2.1))
@@ -358,6 +366,26 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# The same spreading as an animation. The ink spreads fast at first and then ever more slowly
+# (its width grows like the square root of the number of steps), so the frames below are taken
+# at steps spaced evenly in $\sqrt{n}$. We paint each frame as an RGB picture in $[-1, 1]$:
+# white water, blue ink (full colour from concentration 0.5 up, as in the strip).
+
+# %%
+movie_steps = sorted({round(n_steps * (k / 40) ** 2) for k in range(41)})
+water = torch.ones(3, 1, 1)
+blue = torch.tensor([-0.9, -0.3, 0.6]).view(3, 1, 1)  # the colour of full-strength ink
+movie = [water + (blue - water) * (frames[n] / 0.5).clamp(0, 1) for n in movie_steps]
+movie_labels = [f"step {n} of {n_steps}, total ink {frames[n].sum():.0f}" for n in movie_steps]
+print(f"{len(movie)} frames of shape {tuple(movie[0].shape)}")
+
+# %% [markdown]
+# Press play, or drag the slider; every frame was computed in the cell above.
+
+# %%
+FrameSlider(movie, movie_labels, description="frame", interval=120)
+
+# %% [markdown]
 # ### Why random particles give the same bell curve
 #
 # Zoom in on the water and there is no smooth "concentration", only ink particles, each shoved
@@ -365,8 +393,10 @@ plt.show()
 # shoves a particle's position is a sum of $n$ independent random numbers. Variances of
 # independent terms add, so if each shove has variance $s^2$ the position has variance
 # $n s^2$ and spread $\sqrt{n}\,s$; by the central limit theorem its distribution is Gaussian.
-# The concentration is just the histogram of where all the particles are. The heat rule widens
-# the variance by $2r$ per step, so walkers with shoves of variance $2r$ should reproduce it.
+# The concentration is just the histogram of where all the particles are. The heat rule does
+# the same: read the kernel $(r,\ 1-2r,\ r)$ as the chances of a move of $-1$, $0$ or $+1$ cell;
+# that move has mean 0 and variance $r + r = 2r$, so $n$ steps give variance $2rn$. Walkers with
+# Gaussian shoves of variance $2r$ should therefore reproduce it.
 
 # %%
 n_particles = 5_000 if FAST else 50_000
@@ -404,51 +434,67 @@ plt.show()
 # %% [markdown]
 # ## 6. Two opposite processes on one chain
 #
-# The course uses one vocabulary in the notebooks and in the code:
+# From here on we need names for the steps of a chain, and the maths and the code count them
+# differently. This table is the convention for the whole course:
 #
-# | math | code | meaning |
+# | maths | code | meaning |
 # |---|---|---|
-# | $x_0$ | `x0` | a clean image (values in $[-1, 1]$) |
-# | $x_t$ | `xt` | the image after $t$ noising steps |
-# | $\varepsilon$ | `eps`, `noise` | standard Gaussian noise $\mathcal{N}(0, I)$ |
-# | $t$ | `t` | the step index; code counts from 0: `t = 0` is the paper's $x_1$, `t = T-1` its $x_T$ |
-# | $T$ | `num_timesteps` | the number of steps; $x_T$ is pure noise |
+# | $x_0$ | `x0` | a clean image, values in $[-1, 1]$ |
+# | $t = 1, \dots, T$ | `t` in `range(T)`, that is $0, \dots, T-1$ | the timestep; code `t` is the paper's step $t + 1$ |
+# | $x_{t+1}$ | `q_sample(x0, t, schedule)` | the image after $t + 1$ noising steps |
+# | $\bar\alpha_{t+1}$ | `schedule.alpha_bar[t]` | the share of the image's variance left after $t + 1$ steps |
+# | $T$ | `len(schedule)` | the number of steps (1000 here); $x_T$ is pure noise |
+# | $\epsilon$ | `eps`, `noise` | standard Gaussian noise $\mathcal{N}(0, I)$ |
+#
+# In the **maths** we number like the DDPM paper: $x_t$ is the image after $t$ steps,
+# $t = 1, \dots, T$, and $\bar\alpha_0 = 1$. The **code** indexes from 0, like the DDPM code,
+# the diffusers library and the article's `torch.randint(0, 1000)`. So the image after 300
+# steps is $x_{300}$ on paper and `q_sample(x0, 299, schedule)` in code. Figure labels and
+# captions write a code timestep as "t = 299" or say "after 300 steps", and never $x_{299}$ or
+# $\bar\alpha_{299}$ for it.
 
 # %% [markdown]
 # The **forward process** walks the chain $x_0 \to x_1 \to \dots \to x_T$, adding a little
 # noise each step until nothing of the image is left. The **reverse process** walks it back.
-# `q_sample(x0, t, schedule, noise)` jumps straight to $x_t$ with the variance-keeping mix, the
-# share of noise growing with $t$ as the `NoiseSchedule` says; lesson 2 builds it from scratch.
+# `q_sample(x0, t, schedule, noise)` jumps straight to $x_{t+1}$ with the variance-keeping mix,
+# the share of noise growing as the `NoiseSchedule` says; lesson 2 builds it from scratch.
+# In the strip below each panel is named $x_n$ (after $n$ steps) and labelled with the code
+# timestep `t = n - 1` that computed it.
 
 # %%
 schedule = NoiseSchedule.linear().to(device)    # T = 1000 steps, the DDPM paper's schedule
+T = len(schedule)
 x0 = cat.to(device)
 noise = torch.randn(cat.shape, generator=g).to(device)  # one fixed noise image for the chain
-steps_done = [50, 150, 300, 500, 750, 1000]   # x_n is the image after n steps
+steps_done = [50, 150, 300, 500, 750, 1000]   # x_n is the image after n steps (paper numbering)
 chain = [x0] + [q_sample(x0, n - 1, schedule, noise) for n in steps_done]  # code t = n - 1
-share = [1.0] + [schedule.alpha_bar[n - 1].item() for n in steps_done]
-names = ["$x_0$"] + [f"$x_{{{n}}}$" for n in steps_done[:-1]] + ["$x_T$"]
-chain_labels = [f"{100 * s:.2g}% image" if s < 0.995 else "100% image" for s in share]
+share = [1.0] + [schedule.alpha_bar[n - 1].item() for n in steps_done]     # alpha_bar_n
+names = ["$x_0$"] + ["$x_T$" if n == T else f"$x_{{{n}}}$" for n in steps_done]
+codes = ["clean"] + [f"t = {n - 1}" for n in steps_done]
+chain_labels = [f"{c}\n{100 * s:.2g}% image" if s < 0.995 else f"{c}\n100% image"
+                for c, s in zip(codes, share)]
 
 # %%
-fig, axes = plt.subplots(1, len(chain), figsize=(1.25 * len(chain), 1.9))
+fig, axes = plt.subplots(1, len(chain), figsize=(1.45 * len(chain), 2.0))
 plot_chain(chain, chain_labels, axes=axes)
 for ax, name in zip(axes, names):
     ax.text(0.5, 1.06, name, ha="center", transform=ax.transAxes)
-fig.suptitle("add noise  →   forward: easy, no learning", fontsize=11)
-fig.text(0.5, -0.02, "reverse: hard, must be learned   ←  remove noise", ha="center", fontsize=11)
+fig.suptitle("add noise  →   a fixed formula plus fresh random numbers", fontsize=11)
+fig.text(0.5, -0.04, "only a trained network can find the way back   ←  remove noise",
+         ha="center", fontsize=11)
 plt.show()
 
 # %% [markdown]
-# The percentages are $\bar\alpha_t$, the share of the image's variance left at each step. Going
-# right is a formula plus fresh random numbers: no learning at all. Going left is the hard
-# direction. Here we cheated, because we kept the forward frames. Starting from $x_T$ alone,
-# nothing in it says "cat": only $\sqrt{\bar\alpha_T}$ of the image's amplitude survives, and
-# the noisy cat is statistically indistinguishable from fresh static.
+# The percentages are $\bar\alpha_n$, the share of the image's variance left after $n$ steps.
+# Moving right takes nothing but the formula and new random numbers: no parameters, no
+# training. Moving left is another matter, and the strip only makes it look easy because we
+# kept the forward frames. Starting from $x_T$ alone, nothing in it says "cat": only
+# $\sqrt{\bar\alpha_T}$ of the image's amplitude survives, and the noisy cat is statistically
+# indistinguishable from fresh static.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-abar_T = NoiseSchedule.linear().alpha_bar[-1].item()
+abar_T = NoiseSchedule.linear().alpha_bar[-1].item()   # the last entry, t = T - 1, is alpha_bar_T
 print(f"alpha_bar_T = {abar_T:.2e}; image amplitude left sqrt(alpha_bar_T) = {abar_T ** 0.5:.4f}")
 
 # %%
@@ -467,29 +513,32 @@ for name, x in (("x_T of the cat", chain[-1]), ("fresh noise", fresh)):
 
 # %% [markdown]
 # As a teaser for lesson 2, drag the slider (or press play) to move the cat along the chain.
-# It uses the same image, noise and schedule as the strip above.
+# It uses the same image, noise and schedule as the strip above. The slider is the *code*
+# timestep: it starts at `t = 299`, which is $x_{300}$ (after 300 steps), the fourth panel of
+# the strip. The $\bar\alpha$ it prints is `schedule.alpha_bar[t]`, the paper's $\bar\alpha_{t+1}$.
 
 # %%
-TimestepExplorer(cat, schedule, t=300, noise=noise[None], device=device)
+TimestepExplorer(cat, schedule, t=299, noise=noise[None], device=device)
 
 # %% [markdown]
 # ## Summary
 #
 # - Gaussian noise is static: every value an independent draw from $\mathcal{N}(0, 1)$. A seeded
-#   generator makes it repeatable, and $\mu + \sigma\varepsilon$ gives any mean and spread.
+#   generator makes it repeatable, and $\mu + \sigma\epsilon$ gives any mean and spread.
 # - Sample estimates of the mean and variance wobble by about $1/\sqrt{n}$ and $\sqrt{2/n}$.
 # - Mixing with weights $\sqrt{1-w}$ and $\sqrt{w}$ keeps unit variance; a plain weighted
 #   average dims the picture in the middle.
 # - Diffusion is spreading: the heat rule turns a spike into a widening bell curve, exactly the
 #   histogram of particles taking Gaussian random steps, with spread growing like $\sqrt{n}$.
-# - A diffusion model runs one chain $x_0 \dots x_T$ both ways: adding noise needs no learning;
-#   removing it does.
+# - A diffusion model runs one chain $x_0 \dots x_T$ both ways: adding noise is a fixed recipe,
+#   removing it takes a trained network. Maths counts steps from 1 ($x_t$ after $t$ steps); code
+#   counts from 0 (`q_sample(x0, t, schedule)` is $x_{t+1}$).
 #
 # ## Going further
 #
 # 1. In section 3, change `repeats` to 20 and then 1000: which points of the error plot move,
 #    and why do the measured points scatter less around the lines with more repeats?
-# 2. In section 4, replace `cat_s` by the unstandardised `cat` (std 0.33) in the table cell.
+# 2. In section 4, replace `cat_s` by the unstandardised `cat` (std 0.32) in the table cell.
 #    Where does the variance-keeping mix start and end now, and is it still constant?
 # 3. In the 1-D heat simulation, set `rate = 0.6` (above the limit of 1/2). What happens to
 #    the curve after a few dozen steps, and what does the kernel $(r, 1-2r, r)$ look like then?

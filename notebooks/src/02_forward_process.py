@@ -14,7 +14,7 @@
 # **What you need first**: Lesson 1 (Gaussian noise; mixing an image with noise so that the
 # variance stays 1) and basic PyTorch tensors.
 #
-# **Time to run** (Restart & Run All, full mode): under 30 s on a 2-core laptop CPU (measured: 10 s);
+# **Time to run** (Restart & Run All, full mode): under 90 s on a 2-core laptop CPU (measured: 43 s);
 # GPU: not measured yet (no GPU was available when this lesson was written).
 
 # %%
@@ -35,7 +35,6 @@ from diffusion_lab.exercises import (check_add_noise, check_alpha_bar_from_betas
                                      check_forward_step, check_x0_from_noise, hint, solution)
 from diffusion_lab.viz import plot_chain, plot_histogram, show_images
 from diffusion_lab.widgets import TimestepExplorer
-plt.rcParams["figure.dpi"] = 80  # small figures keep the notebook light
 device = get_device()
 g = seed_everything(0)
 FAST = os.environ.get("DIFFUSION_LAB_FAST") == "1"
@@ -51,16 +50,35 @@ print(f"device: {device}, FAST mode: {FAST}")
 # \qquad\text{that is}\qquad x_t = \sqrt{1-\beta_t}\,x_{t-1} + \sqrt{\beta_t}\,\epsilon_t,
 # \quad \epsilon_t \sim \mathcal N(0, I).$$
 #
-# $\beta_t$ is the variance of the noise added at step $t$. The DDPM paper (Ho et al., 2020)
-# lets it grow linearly from $0.0001$ to $0.02$. The scale factor $\sqrt{1-\beta_t}$ is Lesson 1's
-# mixing rule: if $x_{t-1}$ has variance 1, so does $x_t$, because $(1-\beta_t) + \beta_t = 1$.
-# Without it the variance would creep upwards with every step.
+# Here $q(x_t \mid x_{t-1})$ is the distribution of $x_t$ given $x_{t-1}$, and
+# $\mathcal N(m, \beta_t I)$ is a Gaussian with mean $m$ and covariance $\beta_t I$ ($I$ is the
+# identity matrix): $\beta_t I$ means every pixel gets its own independent noise of variance
+# $\beta_t$, the noise dose of step $t$. The DDPM paper (Ho et al., 2020) lets $\beta_t$ grow
+# linearly from $0.0001$ to $0.02$. The scale factor $\sqrt{1-\beta_t}$ is Lesson 1's mixing rule:
+# if $x_{t-1}$ has variance 1, so does $x_t$, because $(1-\beta_t) + \beta_t = 1$. Without it the
+# variance would creep upwards with every step.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 schedule = NoiseSchedule.linear(num_timesteps=1000)  # Ho et al. (2020): betas from 1e-4 to 0.02
 print(schedule)
 print(f"beta at the first step: {schedule.betas[0]:.4f}, at the last step: {schedule.betas[-1]:.4f}")
+
+# %% [markdown]
+# ### A note on counting: code $t$ versus paper $t$
+#
+# This lesson follows the convention of Lesson 1's notation table. The maths counts like the
+# paper: $x_0$ is the clean image and $x_1, \dots, x_T$ the noisy ones. Python arrays start at 0,
+# so the code (like the original DDPM code and the `diffusers` library) stores the first noisy
+# level at index `t = 0` and pure noise at `t = T - 1 = 999`: code `t` means *after t + 1 steps*.
+# So `schedule.betas[0]` is the paper's $\beta_1$, and `schedule.alpha_bar[0]` is the paper's
+# $\bar\alpha_1$, already a hair below 1. The clean image has no code timestep; it is simply `x0`.
+# Figure labels such as "t = 9" are code timesteps (here: after 10 steps).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"alpha_bar[0]   = {schedule.alpha_bar[0]:.4f}    the paper's t = 1, i.e. 1 - beta_1")
+print(f"alpha_bar[999] = {schedule.alpha_bar[999]:.2e}  the paper's t = T = 1000")
 
 # %% [markdown]
 # One step barely changes the cat. `forward_step(x_prev, t, schedule, noise)` is the package's
@@ -74,35 +92,21 @@ print(f"largest change of any pixel after one step: {(x_first - cat).abs().max()
 
 # %% [markdown]
 # Now run the whole chain. `forward_chain` takes the steps one after another, each with fresh
-# noise, and yields `(t, x_t)` after every step; we keep a few of them.
+# noise, and yields `(t, xt)` after every step, where `xt` is the image after `t + 1` steps; we
+# keep a few of them. Under each panel: the code timestep and the number of steps taken.
 
 # %%
 keep = [0, 9, 49, 99, 249, 499, 999]
 snapshots = {t: xt for t, xt in forward_chain(cat[None], schedule, generator=g) if t in keep}
-plot_chain([cat] + [snapshots[t] for t in keep], ["clean $x_0$"] + [f"t = {t}" for t in keep],
-           arrow="add a little noise per step  →")
+labels = ["clean $x_0$\n(0 steps)"] + [f"t = {t}\n({t + 1} step{'s' * (t > 0)})" for t in keep]
+plot_chain([cat] + [snapshots[t] for t in keep], labels, arrow="add a little noise per step  →")
 plt.show()
 
 # %% [markdown]
-# ### A note on counting: code $t$ versus paper $t$
-#
-# The paper numbers the noisy images $x_1, \dots, x_T$ and keeps $x_0$ for the clean one. Python
-# arrays start at 0, so the code (like the original DDPM code and the `diffusers` library)
-# stores the first noisy level at index `t = 0` and pure noise at `t = T - 1 = 999`. Code `t` is
-# the paper's $t + 1$: `schedule.betas[0]` is the paper's $\beta_1$, and `schedule.alpha_bar[0]`
-# is already a hair below 1. The clean image has no code timestep at all; it is simply `x0`.
-# (The docstring of `diffusion_lab/schedules.py` says the same.)
-
-# %%
-# NBVAL_CHECK_OUTPUT
-print(f"alpha_bar[0]   = {schedule.alpha_bar[0]:.4f}    the paper's t = 1, i.e. 1 - beta_1")
-print(f"alpha_bar[999] = {schedule.alpha_bar[999]:.2e}  the paper's t = T = 1000")
-
-# %% [markdown]
-# **Exercise 1 (checked).** Write one forward step yourself: given the previous image `x_prev`,
-# a noise tensor `noise` and the number `beta_t`, return $x_t$. Then run the cell: the check
-# tells you what is right or wrong. `hint("forward_step")` gives a hint and
-# `solution("forward_step")` shows a model answer.
+# **Exercise 1 (checked).** Write one forward step yourself: given the previous image `x_prev`
+# and a noise tensor `noise` of the same shape, and the noise variance `beta_t` (a Python float,
+# not a tensor), return $x_t$. Then run the cell: the check tells you what is right or wrong.
+# `hint("forward_step")` gives a hint and `solution("forward_step")` shows a model answer.
 
 # %%
 def forward_step_mine(x_prev, noise, beta_t):
@@ -125,8 +129,9 @@ check_forward_step(forward_step_mine)
 # $1-\bar\alpha_t$ as the share taken over by noise. The article packs this formula into a
 # function `add_noise(image, noise, alpha_bar_t)`. Section 3 shows why the formula holds.
 #
-# **Exercise 2 (checked).** Before you look at the article's version below, write it yourself.
-# `hint("add_noise")` gives a hint and `solution("add_noise")` a model answer.
+# **Exercise 2 (checked).** Write `add_noise` yourself: `image` and `noise` are tensors of the
+# same shape and `alpha_bar_t` is a Python float (not a tensor); return $x_t$ from the formula
+# above. `hint("add_noise")` gives a hint and `solution("add_noise")` a model answer.
 
 # %%
 def add_noise_mine(image, noise, alpha_bar_t):
@@ -136,7 +141,10 @@ def add_noise_mine(image, noise, alpha_bar_t):
 check_add_noise(add_noise_mine)
 
 # %% [markdown]
-# Here is the article's `add_noise`, as written (code and comment copied from the source article):
+# ### The article's version (answer to Exercise 2: solve it first)
+#
+# Once your check says [Correct], here is the article's `add_noise`, as written (code and
+# comment copied from the source article); compare it with yours. It passes the same check:
 
 # %%
 import torch
@@ -146,10 +154,6 @@ def add_noise(image, noise, alpha_bar_t):
     noisy_image = (alpha_bar_t ** 0.5) * image + ((1 - alpha_bar_t) ** 0.5) * noise
     return noisy_image
 
-# %% [markdown]
-# The article's version passes the check from Exercise 2:
-
-# %%
 check_add_noise(add_noise)
 
 # %% [markdown]
@@ -179,7 +183,13 @@ plt.show()
 # $\epsilon$ is not the noise of any single step. It stands in for all of them combined, so the
 # two routes agree *in distribution*, not sample by sample.
 #
-# **Exercise 3 (checked).** Compute $\bar\alpha_t$ for every $t$ from a tensor of betas.
+# This derivation counts like the paper, so its $\bar\alpha_0 = 1$ belongs to the clean image and
+# is not `alpha_bar[0]`: the code's `alpha_bar[t]` is the paper's $\bar\alpha_{t+1}$ (see the note on
+# counting in section 1).
+#
+# **Exercise 3 (checked).** In code terms: `betas` is a 1-D tensor (`betas[0]` is the first
+# step's); return a tensor the same length as `betas` whose entry `t` is
+# the product of `(1 - betas[s])` for `s = 0, 1, ..., t`: the signal share left after `t + 1` steps.
 # `hint("alpha_bar_from_betas")` and `solution("alpha_bar_from_betas")` are there if you need them.
 
 # %%
@@ -191,17 +201,18 @@ check_alpha_bar_from_betas(alpha_bar_from_betas_mine)
 
 # %% [markdown]
 # The schedule stores the same running product. The plot shows how the signal's share of the
-# variance drains away while the noise's share fills up; they cross where $\bar\alpha_t = 0.5$.
+# variance drains away while the noise's share fills up; they cross where $\bar\alpha$ falls
+# to 0.5. The horizontal axis is the code timestep `t`, so the curve shows `alpha_bar[t]`.
 
 # %%
 running_product = torch.cumprod(1 - schedule.betas.double(), dim=0)  # (T,)
 torch.testing.assert_close(running_product.float(), schedule.alpha_bar)
 t_half = int((schedule.alpha_bar < 0.5).nonzero()[0])
 fig, ax = plt.subplots(figsize=(6, 2.5))
-ax.plot(schedule.alpha_bar, label=r"signal share $\bar\alpha_t$")
-ax.plot(1 - schedule.alpha_bar, label=r"noise share $1-\bar\alpha_t$")
+ax.plot(schedule.alpha_bar, label=r"signal share $\bar\alpha$")
+ax.plot(1 - schedule.alpha_bar, label=r"noise share $1-\bar\alpha$")
 ax.axvline(t_half, color="k", ls=":", lw=0.8)
-ax.set_xlabel("code timestep t")
+ax.set_xlabel("code timestep t (after t + 1 steps)")
 ax.set_title(f"half the variance is noise from t = {t_half} on", fontsize=10)
 ax.legend(fontsize=8)
 plt.show()
@@ -243,8 +254,9 @@ for t in check_ts:
 # %% [markdown]
 # Means and spreads match. To see the whole distribution, follow one pixel, the one farthest
 # from 0 (so its mean has the longest way to travel), and histogram its values over all copies,
-# from the chain and from the jump, beside the Gaussian the formula predicts. The last panel is a quantile-quantile plot: sorted chain values against sorted jump
-# values. Points on the diagonal mean the two distributions agree.
+# from the chain and from the jump, beside the Gaussian the formula predicts. The last panel is
+# a quantile-quantile (Q-Q) plot: sorted chain values against sorted jump values, one colour per
+# timestep. Points on the diagonal mean the two distributions agree.
 
 # %%
 pixel = tiny.flatten().abs().argmax()  # the number farthest from 0 (a dark pixel)
@@ -266,6 +278,7 @@ for ax, (t, (by_chain, by_jump)) in zip(axes, per_t.items()):
 axes[0].legend(fontsize=7)
 axes[4].axline((0, 0), slope=1, color="k", lw=0.8)
 axes[4].set(xlabel="chain quantiles", ylabel="jump quantiles")
+axes[4].set_title("Q-Q: chain vs jump", fontsize=9)
 axes[4].legend(fontsize=6)
 fig.tight_layout()
 plt.show()
@@ -336,12 +349,14 @@ plt.show()
 #
 # $$x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\epsilon}{\sqrt{\bar\alpha_t}}.$$
 #
-# This recovers the image exactly at every $t$, even at $t = 999$ where not a trace of the cat is
-# visible. When we generate images, though, nobody hands us $\epsilon$. Lesson 4 trains a network to
-# estimate it from $x_t$ and $t$, and this same formula (eq. 15 of Ho et al.) turns the estimate
-# into a guess of the clean image. With the wrong noise, the formula gives garbage.
+# This recovers the image exactly at every $t$, even from pure noise $x_T$ (code `t = 999`), where
+# not a trace of the cat is visible. When we generate images, though, nobody hands us $\epsilon$.
+# Lessons 4 and 5 build (4) and train (5) a network that estimates it from $x_t$ and $t$, and
+# this same formula (eq. 15 of Ho et al.) turns the estimate into a guess of the clean image.
+# With the wrong noise, the formula gives garbage.
 #
-# **Exercise 4 (checked).** Write the formula above. `hint("x0_from_noise")` and
+# **Exercise 4 (checked).** Write the formula above: `xt` and `eps` are tensors of the same shape
+# and `alpha_bar_t` is a Python float (not a tensor); return $x_0$. `hint("x0_from_noise")` and
 # `solution("x0_from_noise")` are there if you need them.
 
 # %%
@@ -362,7 +377,8 @@ print(f"largest pixel error with the true noise: {(x0_back - cat).abs().max():.1
 wrong_eps = torch.randn(xt.shape, generator=g).to(device)
 x0_wrong = eps_to_x0(xt, wrong_eps, schedule.alpha_bar[999])
 plot_chain([xt, eps[:1], x0_back, x0_wrong],
-           ["$x_{999}$", r"true $\epsilon$", r"$x_0$ from true $\epsilon$", r"$x_0$ from a wrong $\epsilon$"])
+           ["$x_T$\n(code t = 999)", r"true $\epsilon$", "$x_0$ from\n" r"true $\epsilon$",
+            "$x_0$ from a\n" r"wrong $\epsilon$"])
 plt.show()
 
 # %% [markdown]
@@ -372,7 +388,8 @@ plt.show()
 # pixels are dark background at $-1$, and the strokes sit near $+1$. The cat's values bunch up in the
 # middle of the range. As $t$ grows, the image term $\sqrt{\bar\alpha_t}\,x_0$ shrinks towards 0 and the
 # noise variance $1-\bar\alpha_t$ grows towards 1, so any starting histogram smears into the
-# standard normal (dashed curve; the digits' spike at $-1$ is cut off). At $t = 999$, $\sqrt{\bar\alpha_t} \approx 0.006$: whatever
+# standard normal (dashed curve; the digits' spike at $-1$ is cut off). At the end, $x_T$ (code
+# `t = 999`), $\sqrt{\bar\alpha_T} \approx 0.006$: whatever
 # image we started from, the end of the chain looks the same. That is why generation can
 # start from plain noise.
 
@@ -394,13 +411,14 @@ plt.show()
 # %% [markdown]
 # ## 9. Explore: a timestep slider
 #
-# Below, two sliders over $t$ show $x_t$ for the cat ($128\times128$) and for a grid of 64
-# digits. Each widget fixes its noise when it is built, so moving the slider changes only $t$,
-# and $x_t$ is recomputed live on `device` with `q_sample`. The line under the picture reads out
+# Below, two sliders over the code timestep `t` (0 to 999) show the cat ($128\times128$) and a
+# grid of 64 digits. Each widget fixes its noise when it is built, so moving the slider changes
+# only `t`, and the image is recomputed live on `device` with `q_sample`. The line under the picture reads out
 # $\bar\alpha_t$; the share of the signal's variance still left ($100\,\bar\alpha_t$ %); and
 # the two coefficients of $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$.
 # Press play to watch the whole chain. Reading this on GitHub, where sliders do not move?
-# The strip just below shows the same cat at fixed timesteps.
+# The strip just below shows the cat at fixed timesteps (the 64-pixel cat of section 1 with its
+# fixed noise: noisy pictures compress badly, and small ones keep this notebook light).
 
 # %%
 cat128 = load_cat(size=128)[None].to(device)  # (1, 3, 128, 128)
@@ -408,8 +426,8 @@ cat_noise = torch.randn(cat128.shape, generator=g).to(device)  # fixed: only t c
 digit_grid = digits[64:128].to(device)  # (64, 1, 28, 28)
 digit_noise = torch.randn(digit_grid.shape, generator=g).to(device)
 strip_ts = [0, 50, 100, 200, 300, 500, 700, 999]
-strip = [q_sample(cat128, t, schedule, cat_noise) for t in strip_ts]
-plot_chain(strip, [rf"t={t}, $\bar\alpha$={schedule.alpha_bar[t]:.2g}" for t in strip_ts])
+strip = [q_sample(cat[None], t, schedule, step_noise[None]) for t in strip_ts]
+plot_chain(strip, [f"t={t}\n$\\bar\\alpha$={schedule.alpha_bar[t]:.4f}" for t in strip_ts])
 plt.show()
 
 # %%
@@ -429,7 +447,7 @@ TimestepExplorer(digit_grid, schedule, t=250, noise=digit_noise, device=device)
 # - The forward process is fixed and has no parameters; any $t$ is one jump away, which makes
 #   training cheap.
 # - With the true noise, $x_0$ comes back exactly from any $x_t$. A network that predicts the
-#   noise is therefore all the reverse process needs (Lesson 4).
+#   noise is therefore all the reverse process needs (Lessons 4 and 5).
 # - As $t \to T$ every image's pixel histogram becomes $\mathcal N(0, 1)$.
 #
 # ## Going further
@@ -439,7 +457,10 @@ TimestepExplorer(digit_grid, schedule, t=250, noise=digit_noise, device=device)
 # 2. Change `num_copies` in section 4 to 750 and 12000. Does the worst mean error shrink like
 #    $1/\sqrt N$?
 # 3. Write a step without the shrink factor, `x_prev + beta_t ** 0.5 * noise`, and run it 1000
-#    times on the copies of section 4. What variance do you get, and why is it $1 + \sum_t \beta_t$?
+#    times on the copies of section 4 (use `schedule.betas[t]` as `beta_t`). What is the variance
+#    of a pixel across copies at the end? Every copy starts from the same $x_0$, so only the added
+#    noise varies: why is it $\sum_t \beta_t \approx 10.05$ rather than the $1-\bar\alpha_T \approx 1$
+#    of the real forward process?
 # 4. Build the widget with `NoiseSchedule.cosine()` in place of the linear `schedule`. At which $t$
 #    does the cat disappear now?
 # 5. In section 4, check that two *different* pixels of `chain[999]` are uncorrelated across
