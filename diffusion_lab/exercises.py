@@ -659,6 +659,8 @@ def check_posterior_mean(fn: Callable) -> CheckResult:
                     a_prev**0.5 * beta / den * x0 + a**0.5 * (1 - a_prev) / den * xt,
                 "x0's weight needs the square root of alpha_bar_prev":
                     a_prev * beta / den * x0 + (1 - beta) ** 0.5 * (1 - a_prev) / den * xt,
+            "both weights divide by 1 - alpha_bar_t (the current step), not 1 - alpha_bar_prev":
+                    a_prev**0.5 * beta / (1 - a_prev) * x0 + (1 - beta) ** 0.5 * xt,
             }, f"alpha_bar_prev={a_prev}, beta_t={beta}")  # fmt: skip
 
     return _run("posterior_mean", body, "matches Ho et al. (2020), eq. 7")
@@ -671,18 +673,18 @@ def check_posterior_mean(fn: Callable) -> CheckResult:
     "The share is beta_t / sqrt(1 - alpha_bar_t); the last step shrank the image by "
     "sqrt(1 - beta_t).",
     """
-    def ddpm_mean(xt, eps_hat, beta_t, alpha_bar_t):
+    def ddpm_mean(xt, eps_hat, alpha_bar_t, beta_t):
         return (xt - beta_t / (1 - alpha_bar_t) ** 0.5 * eps_hat) / (1 - beta_t) ** 0.5
     """,
 )
 def check_ddpm_mean(fn: Callable) -> CheckResult:
-    """Check `fn(xt, eps_hat, beta_t, alpha_bar_t)`: the mean of one reverse step (eq. 11)."""
+    """Check `fn(xt, eps_hat, alpha_bar_t, beta_t)`: the mean of one reverse step (eq. 11)."""
 
     def body():
         xt = torch.randn(3, 4, generator=_gen(12))
         eps_hat = torch.randn(3, 4, generator=_gen(13))
         for beta, a in ((0.02, 0.5), (0.3, 0.05)):
-            out = _call("ddpm_mean", fn, xt, eps_hat, beta, a)
+            out = _call("ddpm_mean", fn, xt, eps_hat, a, beta)
             _compare(out, (xt - beta / (1 - a) ** 0.5 * eps_hat) / (1 - beta) ** 0.5, {
                 "divide by sqrt(1 - beta_t) at the end: the forward step had shrunk the image":
                     xt - beta / (1 - a) ** 0.5 * eps_hat,
@@ -691,18 +693,28 @@ def check_ddpm_mean(fn: Callable) -> CheckResult:
                     (xt - (1 - a) ** 0.5 * eps_hat) / (1 - beta) ** 0.5,
                 "subtract the predicted noise, do not add it":
                     (xt + beta / (1 - a) ** 0.5 * eps_hat) / (1 - beta) ** 0.5,
+            "divide by sqrt(alpha_t) = sqrt(1 - beta_t), not by sqrt(alpha_bar_t)":
+                    (xt - beta / (1 - a) ** 0.5 * eps_hat) / a**0.5,
+                "the noise share is beta_t / sqrt(1 - alpha_bar_t): a square root is missing":
+                    (xt - beta / (1 - a) * eps_hat) / (1 - beta) ** 0.5,
+                "divide by sqrt(1 - beta_t), do not multiply":
+                    (xt - beta / (1 - a) ** 0.5 * eps_hat) * (1 - beta) ** 0.5,
             }, f"beta_t={beta}, alpha_bar_t={a}")  # fmt: skip
 
     return _run("ddpm_mean", body, "matches Ho et al. (2020), eq. 11")
 
 
-def _embedding(t: torch.Tensor, dim: int, linear: bool = False, swap: bool = False):
+def _embedding(
+    t: torch.Tensor, dim: int, linear=False, swap=False, endpoint=False, interleave=False
+):
     half = dim // 2
     if linear:
         freqs = 1 - torch.arange(half) / half
     else:
-        freqs = torch.exp(-math.log(10_000) * torch.arange(half) / half)
+        freqs = torch.exp(-math.log(10_000) * torch.arange(half) / (half - 1 if endpoint else half))
     angles = t.float()[:, None] * freqs[None]
+    if interleave:  # sin, cos, sin, cos, ...
+        return torch.stack([angles.sin(), angles.cos()], dim=2).flatten(1)
     parts = [angles.cos(), angles.sin()] if swap else [angles.sin(), angles.cos()]
     return torch.cat(parts, dim=1)
 
@@ -710,13 +722,13 @@ def _embedding(t: torch.Tensor, dim: int, linear: bool = False, swap: bool = Fal
 @_register(
     "timestep_embedding",
     "notebooks/04_reverse_process.ipynb",
-    "Make dim / 2 frequencies that fall geometrically from 1 to about 1/10000 "
-    "(exp of a linspace in log space), multiply each t by every frequency, and put the sines "
-    "first and the cosines second along dim 1.",
+    "Make half = dim / 2 frequencies 10000 ** (-i / half) for i = 0 .. half - 1 (so the first is "
+    "1 and the last is a little above 1/10000), multiply each t by every frequency, and put all "
+    "the sines first and all the cosines after them along dim 1.",
     """
     def timestep_embedding(t, dim):
         half = dim // 2
-        freqs = torch.exp(-math.log(10000) * torch.arange(half) / half)
+        freqs = 10000 ** (-torch.arange(half) / half)
         angles = t.float()[:, None] * freqs[None]
         return torch.cat([angles.sin(), angles.cos()], dim=1)
     """,
@@ -731,6 +743,11 @@ def check_timestep_embedding(fn: Callable) -> CheckResult:
             "sines and cosines are in the other order: sines first": _embedding(t, 16, swap=True),
             "the frequencies must fall geometrically (exp(-log(10000) * i / half)), not linearly":
                 _embedding(t, 16, linear=True),
+        "the exponents are -i / half for i = 0 .. half - 1: the last frequency is not exactly "
+            "1/10000 (linspace with its endpoint divides by half - 1)":
+                _embedding(t, 16, endpoint=True),
+            "put all the sines first, then all the cosines (not sin, cos, sin, cos, ...)":
+                _embedding(t, 16, interleave=True),
         }, "t = 0, 1, 17, 999 with dim = 16", rtol=1e-4, atol=1e-4)  # fmt: skip
 
     return _run("timestep_embedding", body, "each timestep gets a unique, smooth code")

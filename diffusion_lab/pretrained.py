@@ -72,8 +72,13 @@ def load_pretrained(name: str = "digits") -> Pretrained:
     return Pretrained(model.eval().requires_grad_(False), schedule, payload["prediction"], info)
 
 
-def train_pretrained(name: str, *, num_steps: int | None = None, seed: int = 0) -> Pretrained:
-    """Train the bundled model `name` with its recipe and write it into the package's assets."""
+def train_pretrained(
+    name: str, *, num_steps: int | None = None, seed: int = 0, checkpoint: str | None = None
+) -> Pretrained:
+    """Train the bundled model `name` with its recipe and write it into the package's assets.
+
+    With `checkpoint`, progress is saved there as it goes and an interrupted run resumes.
+    """
     import os
     import platform
 
@@ -126,8 +131,9 @@ def main() -> None:
     parser.add_argument("command", choices=["train"])
     parser.add_argument("name", choices=list(RECIPES))
     parser.add_argument("--steps", type=int, default=None, help="override the recipe's steps")
+    parser.add_argument("--checkpoint", default=None, help="save progress here; resume from it")
     args = parser.parse_args()
-    result = train_pretrained(args.name, num_steps=args.steps)
+    result = train_pretrained(args.name, num_steps=args.steps, checkpoint=args.checkpoint)
     print(f"trained {args.name}: {result.info}")
 
 

@@ -95,7 +95,9 @@ def remove_noise(
 ) -> torch.Tensor:
     """The article's `remove_noise(x, predicted_noise, t)`, defined: one DDPM step x_t -> x_{t-1}.
 
-    Draws the step's fresh noise with `generator` unless `noise` is given; see `ddpm_step`.
+    Draws the step's fresh noise with `generator` unless `noise` is given. It is `ddpm_step`
+    with its default clipping of the x_0 estimate to [-1, 1]: eq. 11 exactly whenever that
+    estimate already lies in [-1, 1] (always, for an oracle or real data).
     Introduced in: notebooks/04_reverse_process.ipynb
     """
     if noise is None and int(torch.as_tensor(t).max()) > 0:

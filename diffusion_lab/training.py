@@ -205,8 +205,9 @@ def train(
     drawn with `generator`, whose state goes into the checkpoint, so with `checkpoint=` a rerun
     resumes exactly where the last one stopped. Pressing Stop (KeyboardInterrupt) or reaching
     `max_minutes` saves a checkpoint and ends the loop cleanly; a non-finite loss stops with
-    advice and leaves the last good checkpoint in place. Learning rate: linear warm-up, then
-    cosine decay to 10% over `num_steps` (a recipe measured for the course's CPU budgets).
+    advice and leaves the last good checkpoint in place. Learning rate: linear warm-up over
+    `warmup_steps`, then cosine decay to 10% of `lr` at `num_steps`; gradients are clipped at
+    norm 1.
     """
     from tqdm.auto import tqdm
 

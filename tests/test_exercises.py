@@ -139,12 +139,24 @@ WRONG = [
         lambda x0, xt, a, ap, b: ap**0.5 * b / (1 - a) * x0 + a**0.5 * (1 - ap) / (1 - a) * xt,
         "not sqrt(alpha_bar_t)",
     ),
-    (ex.check_ddpm_mean, lambda xt, e, b, a: xt - b / (1 - a) ** 0.5 * e, "divide by sqrt"),
+    (ex.check_ddpm_mean, lambda xt, e, a, b: xt - b / (1 - a) ** 0.5 * e, "divide by sqrt"),
     (
         ex.check_ddpm_mean,
-        lambda xt, e, b, a: (xt - (1 - a) ** 0.5 * e) / (1 - b) ** 0.5,
+        lambda xt, e, a, b: (xt - (1 - a) ** 0.5 * e) / (1 - b) ** 0.5,
         "all the noise at once",
     ),
+    (
+        ex.check_ddpm_mean,
+        lambda xt, e, a, b: (xt - b / (1 - a) ** 0.5 * e) / a**0.5,
+        "not by sqrt(alpha_bar_t)",
+    ),
+    (
+        ex.check_posterior_mean,
+        lambda x0, xt, a, ap, b: ap**0.5 * b / (1 - ap) * x0 + (1 - b) ** 0.5 * xt,
+        "not 1 - alpha_bar_prev",
+    ),
+    (ex.check_timestep_embedding, lambda t, d: ex._embedding(t, d, endpoint=True), "endpoint"),
+    (ex.check_timestep_embedding, lambda t, d: ex._embedding(t, d, interleave=True), "sin, cos"),
     (ex.check_timestep_embedding, lambda t, d: ex._embedding(t, d, swap=True), "sines first"),
     (ex.check_timestep_embedding, lambda t, d: ex._embedding(t, d, linear=True), "geometrically"),
     (

@@ -56,3 +56,17 @@ def test_viz_rejects_bad_shapes():
         plot_schedules({}, x="tau")
     with pytest.raises(ValueError, match="2 images but 1 labels"):
         plot_chain([torch.zeros(1, 4, 4)] * 2, ["a"])
+
+
+def test_loss_plot_collects_and_draws():
+    from types import SimpleNamespace
+
+    from diffusion_lab.viz import LossPlot
+
+    plot = LossPlot(every=1000, smooth=5)
+    for i in range(12):
+        plot.update(SimpleNamespace(step=i + 1, loss=1.0 / (i + 1)))
+    assert plot.steps == list(range(1, 13)) and plot.losses[-1] == 1 / 12
+    ax = plot.figure().axes[0]
+    assert len(ax.get_lines()) == 2  # raw and running mean
+    assert ax.get_lines()[1].get_ydata()[0] == sum(1 / (i + 1) for i in range(5)) / 5

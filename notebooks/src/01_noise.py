@@ -19,7 +19,7 @@
 # **What you need first**: Python and a little PyTorch (tensors, `torch.randn`, indexing).
 # Mean and variance from school statistics help; nothing else is assumed.
 #
-# **Time to run** (Restart & Run All, full mode): under 30 s on a 2-core laptop CPU (measured: 22 s);
+# **Time to run** (Restart & Run All, full mode): under 20 s on a 2-core laptop CPU (measured: 7 s);
 # GPU: not measured yet (no GPU was available when this lesson was written).
 
 # %%

@@ -14,7 +14,7 @@
 # **What you need first**: Lesson 1 (Gaussian noise; mixing an image with noise so that the
 # variance stays 1) and basic PyTorch tensors.
 #
-# **Time to run** (Restart & Run All, full mode): under 90 s on a 2-core laptop CPU (measured: 43 s);
+# **Time to run** (Restart & Run All, full mode): under 30 s on a 2-core laptop CPU (measured: 13 s);
 # GPU: not measured yet (no GPU was available when this lesson was written).
 
 # %%

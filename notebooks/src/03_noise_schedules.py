@@ -15,7 +15,7 @@
 # **What you need first**: lesson 2 (the forward process, $\bar\alpha_t$ and the one-jump formula
 # $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$).
 #
-# **Time to run** (Restart & Run All, full mode): under 20 s on a 2-core laptop CPU (measured: 10 s);
+# **Time to run** (Restart & Run All, full mode): under 20 s on a 2-core laptop CPU (measured: 8 s);
 # GPU: not measured yet (no GPU was available when this lesson was written).
 
 # %%
