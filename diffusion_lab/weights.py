@@ -41,7 +41,8 @@ def load_bundled(name: str) -> dict:
             f"says {entry['sha256'][:12]}.... Restore it from the repository, or retrain it with "
             f"`{entry.get('trained_by', 'its training script')}`."
         )
-    return torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    buffer = io.BytesIO(raw)  # load the bytes that were checked, not the file again
+    return torch.load(buffer, map_location="cpu", weights_only=True)
 
 
 def save_bundled(name: str, payload: dict, **info) -> Path:
