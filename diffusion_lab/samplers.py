@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -184,7 +185,7 @@ def ddim_sample(
     *,
     num_steps: int = 50,
     eta: float = 0.0,
-    spacing: str = "trailing",
+    spacing: Literal["trailing", "linspace", "leading"] = "trailing",
     prediction: str = "eps",
     cond: torch.Tensor | None = None,
     clip_x0: bool = True,
