@@ -18,23 +18,31 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .schedules import NoiseSchedule
+
 __all__ = [
     "CheckResult",
     "check_add_noise",
     "check_alpha_bar_from_betas",
     "check_cosine_alpha_bar",
+    "check_ddim_step",
     "check_ddpm_mean",
     "check_ema_update",
+    "check_eps_from_v",
     "check_first_timestep_below",
     "check_forward_step",
     "check_gaussian_noise",
     "check_heat_step",
     "check_linear_betas",
     "check_log_snr",
+    "check_mean_pairwise_distance",
     "check_mix_keep_variance",
     "check_posterior_mean",
+    "check_reverse_loop",
+    "check_slerp",
     "check_timestep_embedding",
     "check_training_loss",
+    "check_trailing_timesteps",
     "check_v_target",
     "check_x0_from_noise",
     "hint",
@@ -848,3 +856,277 @@ def check_ema_update(fn: Callable) -> CheckResult:
             }, f"decay={decay}")  # fmt: skip
 
     return _run("ema_update", body, "the average moves a little toward each new value")
+
+
+# ===== lesson 6: sampling =====
+@_register(
+    "eps_from_v",
+    "notebooks/06_sampling.ipynb",
+    "Write x_t and v in terms of x0 and eps, then look for the mix of x_t and v in which x0 "
+    "cancels: take sqrt(alpha_bar) of v and sqrt(1 - alpha_bar) of x_t, and add.",
+    """
+    def eps_from_v(xt, v, alpha_bar_t):
+        return alpha_bar_t ** 0.5 * v + (1 - alpha_bar_t) ** 0.5 * xt
+    """,
+)
+def check_eps_from_v(fn: Callable) -> CheckResult:
+    """Check `fn(xt, v, alpha_bar_t)`: the noise hidden in x_t, from a v-prediction."""
+
+    def body():
+        x0 = torch.rand(2, 6, generator=_gen(18)) * 2 - 1
+        eps = torch.randn(2, 6, generator=_gen(19))
+        for a in (0.95, 0.3):
+            xt = a**0.5 * x0 + (1 - a) ** 0.5 * eps
+            v = a**0.5 * eps - (1 - a) ** 0.5 * x0
+            out = _call("eps_from_v", fn, xt, v, a)
+            _compare(out, eps, {
+                "that is x0, not the noise: x0 = sqrt(a) x_t - sqrt(1 - a) v":
+                    a**0.5 * xt - (1 - a) ** 0.5 * v,
+                "the weights are swapped: v gets sqrt(alpha_bar), x_t gets sqrt(1 - alpha_bar)":
+                    (1 - a) ** 0.5 * v + a**0.5 * xt,
+                "add the two terms: x0 cancels only with a plus sign":
+                    a**0.5 * v - (1 - a) ** 0.5 * xt,
+            }, f"alpha_bar_t={a}", rtol=1e-4, atol=1e-5)  # fmt: skip
+
+    return _run("eps_from_v", body, "eps = sqrt(a) v + sqrt(1 - a) x_t recovers the noise exactly")
+
+
+def _reverse_chain(
+    model,
+    schedule: NoiseSchedule,
+    x_T,
+    noises,
+    *,
+    clip=True,
+    noise=True,
+    up=False,
+    stop=0,
+    flip=False,
+):
+    """The ancestral DDPM loop with given noises (an oracle for check_reverse_loop).
+
+    The keyword arguments make the typical mistakes: no fresh noise, the loop running upwards,
+    stopping before t = `stop`, and noises indexed by step count instead of timestep (`flip`).
+    """
+    x = x_T
+    T = len(schedule)
+    for t in range(T) if up else range(T - 1, stop - 1, -1):
+        a, beta = schedule.alpha_bar[t], schedule.betas[t]
+        a_prev = schedule.alpha_bar_prev[t]
+        eps_hat = model(x, torch.full((len(x),), t))
+        x0_hat = (x - (1 - a).sqrt() * eps_hat) / a.sqrt()
+        if clip:
+            x0_hat = x0_hat.clamp(-1, 1)
+        mean = (a_prev.sqrt() * beta * x0_hat + (1 - beta).sqrt() * (1 - a_prev) * x) / (1 - a)
+        z = noises[T - 1 - t] if flip else noises[t]
+        x = mean + (schedule.posterior_variance[t].sqrt() * z if noise and t > 0 else 0)
+    return x
+
+
+@_register(
+    "reverse_loop",
+    "notebooks/06_sampling.ipynb",
+    "Start with x = x_T. Go from t = T - 1 down to 0; at each t build a batch of timesteps "
+    "(torch.full((len(x),), t)), ask the model for the noise, and take one step with "
+    "remove_noise(x, eps_hat, t, schedule, noise=noises[t]). Return the last x.",
+    """
+    def reverse_loop(model, schedule, x_T, noises):
+        x = x_T
+        for t in reversed(range(len(schedule))):
+            eps_hat = model(x, torch.full((len(x),), t))
+            x = remove_noise(x, eps_hat, t, schedule, noise=noises[t])
+        return x
+    """,
+)
+def check_reverse_loop(fn: Callable) -> CheckResult:
+    """Check `fn(model, schedule, x_T, noises)`: ancestral sampling with the step's noise given.
+
+    `noises[t]` is the fresh noise for the step that leaves timestep t. The result may clip the
+    x_0 estimate to [-1, 1] (as `remove_noise` does) or not (eq. 11 as printed).
+    """
+
+    def body():
+        schedule = NoiseSchedule.linear(20, beta_end=0.3)
+        x_T = torch.randn(3, 1, 4, 4, generator=_gen(20))
+        noises = torch.randn(20, 3, 1, 4, 4, generator=_gen(21))
+
+        def model(xt, t):  # a fixed fake "network": its noise guess depends on x_t and t
+            t = torch.as_tensor(t, dtype=torch.float32).reshape(-1, 1, 1, 1)  # int or (B,)
+            return 0.6 * xt + 0.02 * t
+
+        out = _call("reverse_loop", fn, model, schedule, x_T.clone(), noises.clone())
+        right = [_reverse_chain(model, schedule, x_T, noises, clip=c) for c in (True, False)]
+        if isinstance(out, torch.Tensor) and out.shape == x_T.shape:
+            if any(torch.allclose(out, r, rtol=1e-3, atol=1e-3) for r in right):
+                return None
+        _compare(out, right[0], {
+            "no fresh noise was added: pass noise=noises[t] to each step":
+                _reverse_chain(model, schedule, x_T, noises, noise=False),
+            "the loop runs the wrong way: start at t = T - 1 and count down to 0":
+                _reverse_chain(model, schedule, x_T, noises, up=True),
+            "the loop stops too early: the last step, at t = 0, must run too (it adds no "
+            "noise, but it still removes some)":
+                _reverse_chain(model, schedule, x_T, noises, stop=1),
+            "noises[t] belongs to timestep t: index it by t, not by the number of steps taken":
+                _reverse_chain(model, schedule, x_T, noises, flip=True),
+        }, "20 steps of a fake model on 3 tiny images", rtol=1e-3, atol=1e-3)  # fmt: skip
+
+    return _run("reverse_loop", body, "the same chain as the package's ddpm_sample")
+
+
+def _pairwise(images: torch.Tensor, include_self=False, squared=False) -> torch.Tensor:
+    flat = images.flatten(1).double()
+    d = torch.cdist(flat, flat)
+    d = d**2 if squared else d
+    n = len(flat)
+    if include_self:
+        return d.mean()
+    return d.sum() / (n * (n - 1))
+
+
+@_register(
+    "mean_pairwise_distance",
+    "notebooks/06_sampling.ipynb",
+    "Flatten each image to a vector (images.flatten(1)), compute every distance between two "
+    "different images (torch.cdist gives the whole table), and average over the pairs i != j: "
+    "the table's diagonal holds the zero distances of each image to itself.",
+    """
+    def mean_pairwise_distance(images):
+        flat = images.flatten(1)
+        d = torch.cdist(flat, flat)
+        n = len(flat)
+        return d.sum() / (n * (n - 1))
+    """,
+)
+def check_mean_pairwise_distance(fn: Callable) -> CheckResult:
+    """Check `fn(images)`: the mean Euclidean distance between distinct images (diversity)."""
+
+    def body():
+        images = torch.rand(5, 1, 3, 3, generator=_gen(22)) * 2 - 1
+        out = _call("mean_pairwise_distance", fn, images.clone())
+        _compare(torch.as_tensor(out).reshape(()).double(), _pairwise(images), {
+            "the diagonal (each image with itself, distance 0) was averaged in: divide by "
+            "n (n - 1), the number of ordered pairs of different images":
+                _pairwise(images, include_self=True),
+            "that is the squared distance: take the square root of the summed squares":
+                _pairwise(images, squared=True),
+        }, "5 random images", rtol=1e-4, atol=1e-6)  # fmt: skip
+        same = _call("mean_pairwise_distance", fn, images[:1].repeat(4, 1, 1, 1))
+        if abs(float(same)) > 1e-5:
+            raise _Fail(f"four copies of one image must give 0 (no diversity), got {float(same)}")
+
+    return _run("mean_pairwise_distance", body, "0 for copies, larger for varied samples")
+
+
+# ===== lesson 7: faster sampling =====
+@_register(
+    "ddim_step",
+    "notebooks/07_fast_sampling.ipynb",
+    "First undo the noise to get x0_hat = (x_t - sqrt(1 - a_t) eps_hat) / sqrt(a_t). Then build "
+    "the sample at the next level as if x0_hat and eps_hat were the truth: "
+    "sqrt(a_prev) x0_hat + sqrt(1 - a_prev) eps_hat.",
+    """
+    def ddim_step(xt, eps_hat, alpha_bar_t, alpha_bar_prev):
+        x0_hat = (xt - (1 - alpha_bar_t) ** 0.5 * eps_hat) / alpha_bar_t ** 0.5
+        return alpha_bar_prev ** 0.5 * x0_hat + (1 - alpha_bar_prev) ** 0.5 * eps_hat
+    """,
+)
+def check_ddim_step(fn: Callable) -> CheckResult:
+    """Check `fn(xt, eps_hat, alpha_bar_t, alpha_bar_prev)`: one deterministic DDIM step."""
+
+    def body():
+        xt = torch.randn(2, 1, 3, 3, generator=_gen(23))
+        eps_hat = torch.randn(2, 1, 3, 3, generator=_gen(24))
+        for a, a_prev in ((0.1, 0.4), (0.6, 0.99)):
+            x0_hat = (xt - (1 - a) ** 0.5 * eps_hat) / a**0.5
+            out = _call("ddim_step", fn, xt, eps_hat, a, a_prev)
+            if isinstance(out, tuple):
+                raise _Fail(
+                    "return only x_s, one tensor shaped like xt (the package's ddim_step "
+                    "also returns x0_hat; this exercise does not)"
+                )
+            _compare(out, a_prev**0.5 * x0_hat + (1 - a_prev) ** 0.5 * eps_hat, {
+                "that is just x0_hat: the step must put back the noise level of a_prev":
+                    x0_hat,
+                "the new sample needs square roots: sqrt(a_prev) x0_hat + sqrt(1 - a_prev) eps":
+                    a_prev * x0_hat + (1 - a_prev) * eps_hat,
+                "re-noise with alpha_bar_prev (the level you step to), not alpha_bar_t":
+                    a**0.5 * x0_hat + (1 - a) ** 0.5 * eps_hat,
+            }, f"alpha_bar_t={a}, alpha_bar_prev={a_prev}")  # fmt: skip
+
+    return _run("ddim_step", body, "matches Song et al. (2021), eq. 12 with sigma = 0")
+
+
+@_register(
+    "trailing_timesteps",
+    "notebooks/07_fast_sampling.ipynb",
+    "Count down from T in strides of T / num_steps: T, T - T/n, ..., T/n (num_steps numbers), "
+    "round each with torch.round (halves go to the even neighbour), and subtract 1 so the first "
+    "timestep is T - 1. Return a LongTensor.",
+    """
+    def trailing_timesteps(num_steps, T):
+        return (torch.arange(T, 0, -T / num_steps).round() - 1).long()
+    """,
+)
+def check_trailing_timesteps(fn: Callable) -> CheckResult:
+    """Check `fn(num_steps, T)`: the descending "trailing" timesteps that start at T - 1."""
+
+    def body():
+        for num_steps, T in ((10, 1000), (4, 10), (3, 1000)):
+            schedule = NoiseSchedule.linear(T)
+            out = _call("trailing_timesteps", fn, num_steps, T)
+            out = torch.as_tensor(out)
+            _compare(out.double(), schedule.timesteps(num_steps, "trailing").double(), {
+                "that is 'leading' spacing, which starts below T - 1: start at T - 1 instead":
+                    schedule.timesteps(num_steps, "leading").double(),
+                "that is 'linspace' spacing (it ends at t = 0): trailing strides end at T/n - 1":
+                    schedule.timesteps(num_steps, "linspace").double(),
+                "the timesteps must go down, from T - 1 towards 0":
+                    schedule.timesteps(num_steps, "trailing").flip(0).double(),
+                "round with torch.round, which sends halves to the even neighbour (as NumPy "
+                "and diffusers do), not always up":
+                    torch.floor(torch.arange(T, 0, -T / num_steps, dtype=torch.float64) + 0.5) - 1,
+            }, f"num_steps={num_steps}, T={T}", rtol=0, atol=1e-9)  # fmt: skip
+
+    return _run("trailing_timesteps", body, "the first step starts from pure noise, t = T - 1")
+
+
+def _sin_theta(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.sin(torch.arccos((a.flatten() @ b.flatten()) / (a.norm() * b.norm())))
+
+
+def _slerp(a: torch.Tensor, b: torch.Tensor, w: float) -> torch.Tensor:
+    theta = torch.arccos((a.flatten() @ b.flatten()) / (a.norm() * b.norm()))
+    return (torch.sin((1 - w) * theta) * a + torch.sin(w * theta) * b) / torch.sin(theta)
+
+
+@_register(
+    "slerp",
+    "notebooks/07_fast_sampling.ipynb",
+    "The angle between a and b is theta = arccos(a . b / (|a| |b|)) (flatten both first). Weigh "
+    "a by sin((1 - w) theta) and b by sin(w theta), and divide the sum by sin(theta).",
+    """
+    def slerp(a, b, w):
+        theta = torch.arccos((a.flatten() @ b.flatten()) / (a.norm() * b.norm()))
+        return (torch.sin((1 - w) * theta) * a + torch.sin(w * theta) * b) / torch.sin(theta)
+    """,
+)
+def check_slerp(fn: Callable) -> CheckResult:
+    """Check `fn(a, b, w)`: spherical interpolation between two noises."""
+
+    def body():
+        a = torch.randn(1, 1, 8, 8, generator=_gen(25))
+        b = torch.randn(1, 1, 8, 8, generator=_gen(26))
+        for w in (0.0, 0.3, 0.5, 1.0):
+            out = _call("slerp", fn, a.clone(), b.clone(), w)
+            _compare(out, _slerp(a, b, w), {
+                "that is the straight blend (1 - w) a + w b: it cuts through the sphere, where "
+                "the noise is weaker than any noise the model was trained on":
+                    (1 - w) * a + w * b,
+                "the weights are swapped: w = 0 must give a":
+                    _slerp(a, b, 1 - w),
+                "divide the sum by sin(theta): without it the result is too short":
+                    _slerp(a, b, w) * _sin_theta(a, b),
+            }, f"w={w}", rtol=1e-4, atol=1e-5)  # fmt: skip
+
+    return _run("slerp", body, "the path stays at the noise's usual length")

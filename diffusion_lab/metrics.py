@@ -30,6 +30,8 @@ __all__ = [
     "digit_report",
     "frechet_distance",
     "load_classifier",
+    "mean_pairwise_distance",
+    "paired_distance",
     "reference_report",
 ]
 
@@ -136,6 +138,28 @@ def digit_report(images: torch.Tensor) -> DigitReport:
         confident,
         [round(s, 4) for s in shares.tolist()],
     )
+
+
+def paired_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean Euclidean distance between a[i] and b[i] (two batches of the same shape).
+
+    0 when the two runs made the same images. Introduced in: notebooks/06_sampling.ipynb
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"a and b differ in shape: {tuple(a.shape)} and {tuple(b.shape)}")
+    return (a - b).flatten(1).norm(dim=1).mean().item()
+
+
+def mean_pairwise_distance(images: torch.Tensor) -> float:
+    """Mean Euclidean distance between two different images of a batch: a measure of variety.
+
+    0 for copies of one image. Introduced in: notebooks/06_sampling.ipynb
+    """
+    if len(images) < 2:
+        raise ValueError(f"need at least 2 images, got {len(images)}")
+    flat = images.detach().flatten(1).double().cpu()
+    distances = torch.cdist(flat, flat)
+    return (distances.sum() / (len(flat) * (len(flat) - 1))).item()
 
 
 @functools.lru_cache(maxsize=8)

@@ -4,7 +4,15 @@ Step functions are pure (their noise is an argument) and return the x_0 estimate
 next sample; loops are generators that yield a `SamplerStep` per step, so notebooks can watch
 the image appear without hooks.
 
-Introduced in: notebooks/04_reverse_process.ipynb (remove_noise) and 05_training.ipynb
+Samplers, and what a step costs (one model call each):
+- `ddpm_sample`: ancestral DDPM over all T steps (Ho et al. 2020);
+- `ddim_sample`: DDIM over any number of steps, `eta` 0 (deterministic) to 1 (DDPM-like);
+- `dpm_solver_sample`: DPM-Solver++(2M), a second-order multistep solver of the
+  probability-flow ODE (Lu et al. 2022);
+- `sample(...)`: one call that runs any of them and returns the final images.
+
+Introduced in: notebooks/04_reverse_process.ipynb (remove_noise), 05_training.ipynb,
+06_sampling.ipynb and 07_fast_sampling.ipynb
 """
 
 from __future__ import annotations
@@ -22,14 +30,20 @@ from .schedules import NoiseSchedule
 from .utils import randn
 
 __all__ = [
+    "SAMPLERS",
     "SamplerStep",
+    "Trajectory",
     "ddpm_sample",
     "ddpm_step",
     "ddim_sample",
     "ddim_step",
+    "dpm_solver_sample",
+    "dpm_solver_step",
     "last",
     "predict_eps_x0",
     "remove_noise",
+    "sample",
+    "slerp",
 ]
 
 
@@ -220,3 +234,257 @@ def last(steps: Iterable[SamplerStep]) -> torch.Tensor:
     if not final:
         raise ValueError("the sampler yielded no steps")
     return final[0].xt
+
+
+def _half_log_snr(alpha_bar: torch.Tensor) -> torch.Tensor:
+    """lambda = log(alpha / sigma) = 0.5 * log(alpha_bar / (1 - alpha_bar)), the ODE's clock."""
+    return 0.5 * (torch.log(alpha_bar) - torch.log1p(-alpha_bar))
+
+
+def dpm_solver_step(
+    xt: torch.Tensor,
+    x0_hat: torch.Tensor,
+    alpha_bar_t: torch.Tensor,
+    alpha_bar_next: torch.Tensor,
+    *,
+    x0_hat_last: torch.Tensor | None = None,
+    alpha_bar_last: torch.Tensor | None = None,
+    noise: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One DPM-Solver++(2M) step from alpha_bar_t to alpha_bar_next (Lu et al. 2022, Alg. 2).
+
+    With alpha = sqrt(alpha_bar), sigma = sqrt(1 - alpha_bar), lambda = log(alpha / sigma) and
+    h = lambda_next - lambda_t:
+        x_next = (sigma_next / sigma_t) x_t - alpha_next (exp(-h) - 1) D
+    where D = x0_hat (first order, which is exactly a DDIM step) or, given the previous call's
+    estimate x0_hat_last made at alpha_bar_last, the second-order correction
+        D = (1 + 1/(2r)) x0_hat - 1/(2r) x0_hat_last,   r = h_last / h.
+    A step to alpha_bar_next = 1 (clean data) returns x0_hat itself.
+
+    With `noise`, the stochastic variant SDE-DPM-Solver++(2M) (Lu et al. 2022, Sec. 5):
+        x_next = (sigma_next / sigma_t) exp(-h) x_t + alpha_next (1 - exp(-2h)) D
+                 + sigma_next sqrt(1 - exp(-2h)) noise,
+    whose first-order form is exactly the ancestral DDPM step (DDIM with eta = 1).
+    Returns (x_next, x0_hat).
+    """
+    like = dict(device=xt.device, dtype=torch.float64)
+    a_t = torch.as_tensor(alpha_bar_t, **like)
+    a_next = torch.as_tensor(alpha_bar_next, **like)
+    if not bool((a_next >= a_t).all()):
+        raise ValueError("alpha_bar_next must be >= alpha_bar_t: a sampling step removes noise")
+    if bool((a_next >= 1).all()):
+        return x0_hat, x0_hat
+    lam_t, lam_next = _half_log_snr(a_t), _half_log_snr(a_next)
+    h = lam_next - lam_t
+    D = x0_hat
+    if x0_hat_last is not None:
+        if alpha_bar_last is None:
+            raise ValueError("x0_hat_last needs alpha_bar_last, the level it was estimated at")
+        r = (lam_t - _half_log_snr(torch.as_tensor(alpha_bar_last, **like))) / h
+        D = x0_hat + (0.5 / r).to(xt.dtype) * (x0_hat - x0_hat_last)
+    ratio = ((1 - a_next) / (1 - a_t)).sqrt()
+    if noise is None:
+        coef = -a_next.sqrt() * torch.expm1(-h)  # -alpha_next (exp(-h) - 1) > 0
+        return ratio.to(xt.dtype) * xt + coef.to(xt.dtype) * D, x0_hat
+    keep = -torch.expm1(-2 * h)  # 1 - exp(-2h)
+    x_next = (ratio * torch.exp(-h)).to(xt.dtype) * xt + (a_next.sqrt() * keep).to(xt.dtype) * D
+    return x_next + ((1 - a_next) * keep).sqrt().to(xt.dtype) * noise, x0_hat
+
+
+@torch.no_grad()
+def dpm_solver_sample(
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    x_T: torch.Tensor,
+    *,
+    num_steps: int = 20,
+    spacing: Literal["trailing", "linspace", "leading"] = "trailing",
+    prediction: str = "eps",
+    cond: torch.Tensor | None = None,
+    clip_x0: bool = True,
+    stochastic: bool = False,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+) -> Iterator[SamplerStep]:
+    """DPM-Solver++(2M) (Lu et al. 2022) over `num_steps` model calls, as a generator.
+
+    Deterministic, like DDIM with eta = 0, but second order: each step reuses the previous
+    x_0 estimate to correct for the curvature of the path. The first step and the last (to
+    clean data) are first order. `clip_x0` clips each x_0 estimate to [-1, 1] (the paper's
+    "thresholding" for pixel-space models). `stochastic=True` runs SDE-DPM-Solver++(2M): each
+    step also adds fresh noise (drawn with `generator`), like ancestral DDPM with a second-order
+    correction.
+    Introduced in: notebooks/07_fast_sampling.ipynb
+    """
+    from tqdm.auto import tqdm
+
+    timesteps = schedule.timesteps(num_steps, spacing).tolist()
+    xt, x0_last, a_last = x_T, None, None
+    for i, t in enumerate(tqdm(timesteps, disable=not progress, desc="DPM-Solver++(2M)")):
+        output = _model_t(model, xt, t, cond)
+        a_t = schedule.alpha_bar[t].to(xt.device)
+        _, x0_hat = predict_eps_x0(output, xt, a_t, prediction)
+        if clip_x0:
+            x0_hat = x0_hat.clamp(-1, 1)
+        a_next = schedule.alpha_bar[timesteps[i + 1]] if i + 1 < len(timesteps) else 1.0
+        noise = None
+        if stochastic and i + 1 < len(timesteps):
+            noise = randn(xt.shape, generator=generator, device=xt.device, dtype=xt.dtype)
+        xt, _ = dpm_solver_step(
+            xt, x0_hat, a_t, a_next, x0_hat_last=x0_last, alpha_bar_last=a_last, noise=noise
+        )
+        x0_last, a_last = x0_hat, a_t
+        yield SamplerStep(i, t, xt, x0_hat)
+
+
+SAMPLERS = ("ddpm", "ddim", "dpm_solver", "dpm_solver_sde")
+
+
+def sample(
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    x_T: torch.Tensor,
+    *,
+    sampler: str = "ddim",
+    num_steps: int | None = None,
+    eta: float | None = None,
+    prediction: str = "eps",
+    cond: torch.Tensor | None = None,
+    clip_x0: bool = True,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Run a sampler to the end and return the final images: the one-call convenience.
+
+    sampler: "ddpm" (ancestral; with num_steps < T it takes ancestral steps on a strided grid,
+    which is DDIM with eta = 1, Song et al. 2021, Sec. 4.1), "ddim" (eta = 0 unless given) or
+    "dpm_solver" (DPM-Solver++(2M)) or "dpm_solver_sde" (its stochastic form). num_steps defaults
+    to T for "ddpm", 50 for "ddim" and 20 for the solvers; each step is one model call.
+    """
+    common = dict(prediction=prediction, cond=cond, clip_x0=clip_x0, progress=progress)
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
+    if sampler == "ddpm":
+        if eta not in (None, 1.0):
+            raise ValueError(f"ddpm is ancestral (eta = 1); use sampler='ddim' for eta={eta}")
+        if num_steps is None or num_steps == len(schedule):
+            steps = ddpm_sample(model, schedule, x_T, generator=generator, **common)
+        else:
+            steps = ddim_sample(
+                model, schedule, x_T, num_steps=num_steps, eta=1.0, generator=generator, **common
+            )
+    elif sampler == "ddim":
+        steps = ddim_sample(
+            model,
+            schedule,
+            x_T,
+            num_steps=50 if num_steps is None else num_steps,
+            eta=0.0 if eta is None else eta,
+            generator=generator,
+            **common,
+        )
+    else:
+        if eta is not None:
+            raise ValueError(f"{sampler} takes no eta; use 'dpm_solver' or 'dpm_solver_sde'")
+        steps = dpm_solver_sample(
+            model,
+            schedule,
+            x_T,
+            num_steps=20 if num_steps is None else num_steps,
+            stochastic=sampler == "dpm_solver_sde",
+            generator=generator,
+            **common,
+        )
+    return last(steps)
+
+
+@dataclass
+class Trajectory:
+    """Stored frames of a reverse run: what went into the model at each kept step, and its guess.
+
+    `t[k]` is the code timestep of frame k (-1 for the finished images), `xt[k]` the batch the
+    model saw there (B, C, H, W) and `x0_hat[k]` its x_0 estimate; the last frame holds the
+    final images in both. Made by `Trajectory.record`; shown by `widgets.ReverseWalkthrough`.
+    Introduced in: notebooks/06_sampling.ipynb
+    """
+
+    t: list[int]
+    xt: torch.Tensor  # (K, B, C, H, W)
+    x0_hat: torch.Tensor  # (K, B, C, H, W)
+
+    @classmethod
+    def record(
+        cls, steps: Iterable[SamplerStep], x_T: torch.Tensor, *, every: int = 1
+    ) -> Trajectory:
+        """Run `steps` (a sampler started from `x_T`) and keep every `every`-th frame, on the CPU.
+
+        The first frame (pure noise) and the finished images are always kept.
+        """
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        ts, xts, x0s = [], [], []
+        x_in, final = x_T, None
+        for step in steps:
+            if step.i % every == 0:
+                ts.append(step.t)
+                xts.append(x_in.detach().cpu())
+                x0s.append(step.x0_hat.detach().cpu())
+            x_in = final = step.xt
+        if final is None:
+            raise ValueError("the sampler yielded no steps")
+        ts.append(-1)
+        xts.append(final.detach().cpu())
+        x0s.append(final.detach().cpu())
+        return cls(ts, torch.stack(xts), torch.stack(x0s))
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    @property
+    def final(self) -> torch.Tensor:
+        """The finished images (B, C, H, W)."""
+        return self.xt[-1]
+
+    def closeness(self, which: str = "xt") -> torch.Tensor:
+        """Per frame, the correlation of x_t (or of x0_hat) with the finished images, batch mean.
+
+        0 means nothing of the final image is visible yet, 1 means it is all there.
+        """
+        if which not in ("xt", "x0_hat"):
+            raise ValueError(f"which must be 'xt' or 'x0_hat', got {which!r}")
+        flat_x = getattr(self, which).flatten(2)
+        flat_final = self.final.flatten(1)[None]
+        x = flat_x - flat_x.mean(-1, keepdim=True)
+        y = flat_final - flat_final.mean(-1, keepdim=True)
+        corr = (x * y).sum(-1) / (x.norm(dim=-1) * y.norm(dim=-1)).clamp(min=1e-12)
+        return corr.mean(-1)
+
+    def stages(self, thresholds=(0.25, 0.6, 0.9), noun: str = "image") -> list[str]:
+        """Name each frame by `closeness`: pure noise, faint shape, rough image, clear image.
+
+        A frame is a "faint shape" once its correlation with the finished images passes the
+        first threshold, "rough" past the second and "clear" past the third. `noun` names
+        what is being drawn ("rough digit").
+        """
+        names = ("pure noise", "faint shape", f"rough {noun}", f"clear {noun}")
+        corr = self.closeness().tolist()
+        return [names[sum(c >= th for th in thresholds)] for c in corr]
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, w: float | torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between two noises, each taken as one vector: w = 0 gives a.
+
+    Gaussian noise of dimension d lies near a sphere of radius sqrt(d); a straight blend
+    (1 - w) a + w b shrinks towards the centre (its norm dips by up to sqrt(2) at w = 0.5),
+    which the model never saw during training. slerp stays on the sphere (Shoemake 1985).
+    Introduced in: notebooks/07_fast_sampling.ipynb
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"a and b differ in shape: {tuple(a.shape)} and {tuple(b.shape)}")
+    w = torch.as_tensor(w, dtype=a.dtype, device=a.device)
+    a_flat, b_flat = a.flatten(), b.flatten()
+    cos = (a_flat @ b_flat) / (a_flat.norm() * b_flat.norm())
+    theta = torch.arccos(cos.clamp(-1, 1))
+    if theta.abs() < 1e-4:  # almost parallel: the straight blend is the same to first order
+        return (1 - w) * a + w * b
+    return (torch.sin((1 - w) * theta) * a + torch.sin(w * theta) * b) / torch.sin(theta)

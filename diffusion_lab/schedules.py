@@ -226,7 +226,8 @@ class NoiseSchedule:
         """Descending timesteps for a sampler with `num_steps` steps.
 
         "trailing" (the default) always starts at T-1, as Lin et al. (2024, Table 2) recommend;
-        "leading" is diffusers' default and starts below T-1 when T is not a multiple of steps.
+        "leading" (diffusers' default) starts at (T // num_steps) * (num_steps - 1), below T-1
+        (900 for 10 of 1000 steps); "linspace" runs from T-1 to 0.
         """
         T = len(self)
         if not isinstance(num_steps, int) or not 1 <= num_steps <= T:

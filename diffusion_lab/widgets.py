@@ -20,11 +20,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .forward import check_images, q_sample
+from .samplers import Trajectory
 from .schedules import SCHEDULES, NoiseSchedule
 from .utils import png_bytes, randn
 from .viz import grid_array, plot_schedules
 
-__all__ = ["FrameSlider", "ScheduleComparison", "TimestepExplorer"]
+__all__ = ["FrameSlider", "ReverseWalkthrough", "ScheduleComparison", "TimestepExplorer"]
 
 
 def _prepare(x0: torch.Tensor, device, noise, generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,6 +46,11 @@ def _prepare(x0: torch.Tensor, device, noise, generator) -> tuple[torch.Tensor, 
             f"noise has shape {tuple(noise.shape)} but the images have {tuple(x0.shape)}"
         )
     return x0.to(device), noise.to(device)
+
+
+def _image(value: bytes = b"") -> widgets.Image:
+    """A PNG image shown at its own size (a VBox would otherwise stretch it to the page width)."""
+    return widgets.Image(value=value, format="png", layout=widgets.Layout(align_self="flex-start"))
 
 
 def _default_scale(x0: torch.Tensor) -> int:
@@ -91,7 +97,7 @@ class TimestepExplorer(widgets.VBox):
             description="play",
         )
         widgets.jslink((self.play, "value"), (self.slider, "value"))
-        self.image = widgets.Image(format="png")
+        self.image = _image()
         self.info = widgets.HTML()
         self.slider.observe(self._on_change, names="value")
         super().__init__([widgets.HBox([self.play, self.slider]), self.image, self.info])
@@ -155,9 +161,9 @@ class ScheduleComparison(widgets.VBox):
         self.slider = widgets.IntSlider(
             value=t, min=0, max=T - 1, description="t", continuous_update=True
         )
-        self.images = [widgets.Image(format="png"), widgets.Image(format="png")]
+        self.images = [_image(), _image()]
         self.labels = [widgets.HTML(), widgets.HTML()]
-        self.curves = widgets.Image(format="png")
+        self.curves = _image()
         self._figure = Figure(figsize=(7.5, 2.4), dpi=80)
         self._canvas = FigureCanvasAgg(self._figure)
         self._pair: tuple[str, str] | None = None
@@ -252,7 +258,7 @@ class FrameSlider(widgets.VBox):
             value=0, min=0, max=last, step=1, interval=interval, description="play"
         )
         widgets.jslink((self.play, "value"), (self.slider, "value"))
-        self.image = widgets.Image(format="png", value=self.pngs[0])
+        self.image = _image(self.pngs[0])
         self.info = widgets.HTML(self.labels[0])
         self.slider.observe(self._on_change, names="value")
         super().__init__([widgets.HBox([self.play, self.slider]), self.image, self.info])
@@ -260,3 +266,65 @@ class FrameSlider(widgets.VBox):
     def _on_change(self, change=None) -> None:
         self.image.value = self.pngs[self.slider.value]
         self.info.value = self.labels[self.slider.value]
+
+
+class ReverseWalkthrough(widgets.VBox):
+    """Scrub through a stored reverse run: x_t on the left, the model's x_0 estimate on the right.
+
+    `trajectory` comes from `Trajectory.record(sampler(...), x_T, every=...)`. Each frame is
+    named by how much of the finished images x_t already shows (`Trajectory.stages`: pure
+    noise, faint shape, rough image, clear image; `noun="digit"` says "rough digit"). All
+    frames are encoded once, up front.
+    Introduced in: notebooks/06_sampling.ipynb
+    """
+
+    def __init__(
+        self,
+        trajectory: Trajectory,
+        *,
+        nrow: int = 4,
+        scale: int | None = None,
+        thresholds=(0.25, 0.6, 0.9),
+        noun: str = "image",
+        interval: int = 120,
+    ):
+        if not isinstance(trajectory, Trajectory):
+            raise TypeError("give a Trajectory (from Trajectory.record(...))")
+        self.trajectory = trajectory
+        first = trajectory.xt[0]
+        scale = scale or max(1, 128 // (first.shape[-1] * min(nrow, len(first))))
+        self.stages = trajectory.stages(thresholds, noun)
+        self.closeness = trajectory.closeness().tolist()
+        self.pngs = [self._render(k, nrow, scale) for k in range(len(trajectory))]
+        last = len(trajectory) - 1
+        self.slider = widgets.IntSlider(value=0, min=0, max=last, description="frame")
+        self.play = widgets.Play(
+            value=0, min=0, max=last, step=1, interval=interval, description="play"
+        )
+        widgets.jslink((self.play, "value"), (self.slider, "value"))
+        self.image = _image(self.pngs[0])
+        self.info = widgets.HTML()
+        self.slider.observe(self._on_change, names="value")
+        super().__init__([widgets.HBox([self.play, self.slider]), self.image, self.info])
+        self._on_change()
+
+    def _render(self, k: int, nrow: int, scale: int) -> bytes:
+        left = grid_array(self.trajectory.xt[k], nrow=nrow, scale=scale)
+        right = grid_array(self.trajectory.x0_hat[k], nrow=nrow, scale=scale)
+        gap = np.full((left.shape[0], 8 * scale) + left.shape[2:], 255, dtype=np.uint8)
+        return png_bytes(np.concatenate([left, gap, right], axis=1))
+
+    def frame(self, k: int) -> bytes:
+        """The PNG shown for frame k."""
+        return self.pngs[k]
+
+    def _on_change(self, change=None) -> None:
+        k = self.slider.value
+        t = self.trajectory.t[k]
+        where = "finished: x<sub>0</sub>" if t < 0 else f"t = {t}"
+        self.image.value = self.pngs[k]
+        self.info.value = (
+            f"<b>{self.stages[k]}</b> &nbsp;|&nbsp; {where} &nbsp;|&nbsp; left: the sample "
+            f"x<sub>t</sub>, right: the model's guess of x<sub>0</sub> from it &nbsp;|&nbsp; "
+            f"correlation with the finished images: {self.closeness[k]:.2f}"
+        )

@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from diffusion_lab import exercises as ex
+from diffusion_lab.samplers import remove_noise
 
 
 def _solution_fn(name: str):
-    namespace = {"torch": torch, "math": __import__("math")}
+    namespace = {"torch": torch, "math": __import__("math"), "remove_noise": remove_noise}
     exec(ex._get(name).solution, namespace)  # the solution shown to learners
     return namespace[name]
 
@@ -40,6 +41,37 @@ def test_every_exercise_has_a_public_check_function():
 def test_unknown_exercise_lists_known_ones():
     with pytest.raises(ValueError, match="unknown exercise 'nope'; known: gaussian_noise"):
         ex.hint("nope")
+
+
+def _loop_without_noise(model, schedule, x_T, noises):
+    x = x_T
+    for t in reversed(range(len(schedule))):
+        x = remove_noise(x, model(x, torch.full((len(x),), t)), t, schedule, noise=0 * noises[t])
+    return x
+
+
+def _loop_upwards(model, schedule, x_T, noises):
+    x = x_T
+    for t in range(len(schedule)):
+        x = remove_noise(x, model(x, torch.full((len(x),), t)), t, schedule, noise=noises[t])
+    return x
+
+
+def _loop_skipping_the_last_step(model, schedule, x_T, noises):
+    x = x_T
+    for t in range(len(schedule) - 1, 0, -1):
+        x = remove_noise(x, model(x, t), t, schedule, noise=noises[t])  # an int t works too
+    return x
+
+
+def _ddim_returning_a_tuple(xt, eps_hat, a, a_prev):
+    x0_hat = (xt - (1 - a) ** 0.5 * eps_hat) / a**0.5
+    return a_prev**0.5 * x0_hat + (1 - a_prev) ** 0.5 * eps_hat, x0_hat
+
+
+def _ddim_with_a_t(xt, eps_hat, a, a_prev):
+    x0_hat = (xt - (1 - a) ** 0.5 * eps_hat) / a**0.5
+    return a**0.5 * x0_hat + (1 - a) ** 0.5 * eps_hat
 
 
 WRONG = [
@@ -177,6 +209,31 @@ WRONG = [
     (ex.check_v_target, lambda x0, e, a: a**0.5 * x0 + (1 - a) ** 0.5 * e, "that is x_t"),
     (ex.check_ema_update, lambda avg, v, d: (1 - d) * avg + d * v, "swapped"),
     (ex.check_first_timestep_below, lambda a, lv: "many", "expected one int"),
+    (ex.check_eps_from_v, lambda xt, v, a: a**0.5 * xt - (1 - a) ** 0.5 * v, "that is x0"),
+    (ex.check_eps_from_v, lambda xt, v, a: a**0.5 * v - (1 - a) ** 0.5 * xt, "plus sign"),
+    (ex.check_reverse_loop, _loop_without_noise, "no fresh noise"),
+    (ex.check_reverse_loop, _loop_upwards, "wrong way"),
+    (
+        ex.check_mean_pairwise_distance,
+        lambda x: torch.cdist(x.flatten(1), x.flatten(1)).mean(),
+        "diagonal",
+    ),
+    (ex.check_ddim_step, lambda xt, e, a, ap: (xt - (1 - a) ** 0.5 * e) / a**0.5, "just x0_hat"),
+    (ex.check_ddim_step, _ddim_with_a_t, "alpha_bar_prev"),
+    (
+        ex.check_trailing_timesteps,
+        lambda n, T: torch.linspace(T - 1, 0, n).round().long(),
+        "linspace",
+    ),
+    (ex.check_trailing_timesteps, lambda n, T: torch.arange(n - 1, -1, -1) * (T // n), "leading"),
+    (ex.check_slerp, lambda a, b, w: (1 - w) * a + w * b, "straight blend"),
+    (ex.check_reverse_loop, _loop_skipping_the_last_step, "stops too early"),
+    (ex.check_ddim_step, _ddim_returning_a_tuple, "return only x_s"),
+    (
+        ex.check_trailing_timesteps,
+        lambda n, T: (torch.arange(T, 0, -T / n) + 0.5).floor().long() - 1,
+        "torch.round",
+    ),
 ]
 
 

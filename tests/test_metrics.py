@@ -58,3 +58,21 @@ def test_damaged_weights_are_refused(tmp_path, monkeypatch):
         weights.load_bundled("digit_classifier.pt")
     with pytest.raises(FileNotFoundError, match="no bundled weights named 'cat.pt'"):
         weights.load_bundled("cat.pt")
+
+
+def test_paired_and_pairwise_distances_on_known_cases():
+    from diffusion_lab.metrics import mean_pairwise_distance, paired_distance
+
+    a = torch.zeros(3, 1, 2, 2)
+    b = torch.ones(3, 1, 2, 2)
+    assert paired_distance(a, b) == pytest.approx(2.0)  # sqrt(4 pixels * 1)
+    assert paired_distance(a, a) == 0
+    assert mean_pairwise_distance(a) == 0  # copies: no variety
+    pair = torch.stack([torch.zeros(1, 2, 2), torch.full((1, 2, 2), 3.0)])
+    assert mean_pairwise_distance(pair) == pytest.approx(6.0)
+    trio = torch.tensor([[0.0], [3.0], [5.0]]).view(3, 1, 1, 1)
+    assert mean_pairwise_distance(trio) == pytest.approx((3 + 5 + 2) / 3)
+    with pytest.raises(ValueError, match="differ in shape"):
+        paired_distance(a, b[:2])
+    with pytest.raises(ValueError, match="at least 2 images"):
+        mean_pairwise_distance(a[:1])

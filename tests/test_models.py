@@ -36,6 +36,7 @@ def test_repr_and_parameter_count_read_well():
     text = repr(model)
     assert text.splitlines()[1].strip().startswith("in_channels=1, image_size=28, channels=(8, 16)")
     assert model.num_parameters() == sum(p.numel() for p in model.parameters())
+    assert model.requires_grad_(False).num_parameters() > 0  # frozen weights still count
 
 
 def test_bad_arguments_raise_clear_errors():

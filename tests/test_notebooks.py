@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-from build_notebooks import REPO, parse  # noqa: E402
+from build_notebooks import REPO, RISE, parse, slide_types, source_text  # noqa: E402
 
 SOURCES = sorted((ROOT / "notebooks" / "src").glob("*.py"))
 
@@ -28,9 +28,16 @@ def test_every_lesson_source_has_a_notebook_and_vice_versa():
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_source_has_no_control_characters(source):
+    # a "\bar" written inside a normal Python string becomes a backspace and "ar": garbled maths
+    bad = [(i + 1, line) for i, line in enumerate(source.read_text().splitlines())
+           if re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", line)]  # fmt: skip
+    assert not bad, f"control characters in {source.name}: {bad[:3]}"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
 def test_notebook_matches_its_source(source):
-    text = source.read_text().replace("{{REPO}}", REPO).replace("{{NAME}}", source.stem)
-    expected = [(c.cell_type, c.source) for c in parse(text)]
+    expected = [(c.cell_type, c.source) for c in parse(source_text(source))]
     found = [(c["cell_type"], "".join(c["source"])) for c in _load(source)["cells"]]
     assert found == expected, "rebuild with: python tools/build_notebooks.py " + source.stem[:2]
 
@@ -60,3 +67,41 @@ def test_notebook_follows_the_lesson_template(source):
             assert output["output_type"] != "error", f"cell {i} stored an error"
             text = "".join(output.get("text", ""))
             assert not (output.get("name") == "stderr" and re.search("Warning|Traceback", text))
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_notebook_carries_slide_metadata_for_teaching_mode(source):
+    nb = _load(source)
+    found = [c["metadata"].get("slideshow", {}).get("slide_type") for c in nb["cells"]]
+    fix = "refresh with: python tools/build_notebooks.py --metadata-only " + source.stem[:2]
+    assert found == slide_types(parse(source_text(source))), fix
+    assert nb["metadata"].get("rise") == RISE, fix
+    assert found[0] == "slide" and found.count("slide") >= 3
+    for cell, kind in zip(nb["cells"], found):
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and re.match(r"#{1,2} ", text):
+            assert kind == "slide", text.splitlines()[0]
+        if "google.colab" in text:
+            assert kind == "skip"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_first_cell_installs_the_package_only_on_colab(source):
+    code = [c for c in _load(source)["cells"] if c["cell_type"] == "code"]
+    first = "".join(code[0]["source"])
+    guard = 'if "google.colab" in sys.modules:'
+    assert guard in first, "the first code cell must install only on Colab"
+    body = first.split(guard, 1)[1].splitlines()
+    assert all(line.startswith("    ") for line in body if line.strip()), "pip outside the guard"
+    assert f"git+https://github.com/{REPO}" in first
+    for cell in code[1:]:
+        assert "pip install" not in "".join(cell["source"]), "only the first cell installs"
+
+
+def test_readme_has_a_colab_badge_for_every_lesson():
+    readme = (ROOT / "README.md").read_text()
+    for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        path = f"notebooks/{notebook.name}"
+        assert f"]({path})" in readme, f"README's lesson table lacks {path}"
+        badge = f"colab.research.google.com/github/{REPO}/blob/main/{path})"
+        assert badge in readme, f"README has no Colab badge for {path}"

@@ -27,7 +27,7 @@ ALLOWED = {
     "samplers": {"utils", "schedules", "forward"},
     "metrics": {"data", "forward", "weights"},
     "pretrained": {"data", "models", "schedules", "training", "weights"},
-    "widgets": {"utils", "schedules", "forward", "viz"},
+    "widgets": {"utils", "schedules", "forward", "samplers", "viz"},
 }
 
 

@@ -98,3 +98,29 @@ def test_frame_slider_swaps_precomputed_frames():
         widgets.FrameSlider(frames[:2], ["a"])
     with pytest.raises(ValueError, match="same shape"):
         widgets.FrameSlider([torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 5, 5)])
+
+
+def test_reverse_walkthrough_shows_xt_beside_the_x0_guess_and_names_the_stage():
+    from diffusion_lab.samplers import Trajectory, ddpm_sample
+
+    from .fakes import OracleModel
+
+    x0 = load_mnist()[0][:4]
+    schedule = NoiseSchedule.cosine(100)
+    x_T = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    steps = ddpm_sample(
+        OracleModel(x0, schedule), schedule, x_T, generator=torch.Generator(), progress=False
+    )
+    walk = widgets.ReverseWalkthrough(Trajectory.record(steps, x_T, every=5), nrow=4, scale=1)
+    assert walk.slider.max == 20 and "pure noise" in walk.info.value and "t = 99" in walk.info.value
+    left_right = _decode(walk.image.value)
+    assert left_right.shape[1] == 2 * grid_array(x0, nrow=4).shape[1] + 8  # two grids and a gap
+    first = walk.image.value
+    walk.slider.value = 20
+    assert walk.image.value != first and walk.image.value == walk.frame(20)
+    assert "clear image" in walk.info.value and "finished" in walk.info.value
+    final = _decode(walk.image.value)[:, : grid_array(x0, nrow=4).shape[1]]
+    expected = grid_array(x0, nrow=4) / 255
+    assert abs(final - expected).max() < 0.01  # the oracle's run ends on the digits
+    with pytest.raises(TypeError, match="give a Trajectory"):
+        widgets.ReverseWalkthrough(x0)

@@ -167,8 +167,8 @@ class UNet(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))
 
     def num_parameters(self) -> int:
-        """Number of trainable parameters."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+        """Number of parameters (frozen ones too, as in a loaded pretrained model)."""
+        return sum(p.numel() for p in self.parameters())
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config.items())
