@@ -1065,14 +1065,15 @@ def check_ddim_step(fn: Callable) -> CheckResult:
     "timestep is T - 1. Return a LongTensor.",
     """
     def trailing_timesteps(num_steps, T):
-        return (torch.arange(T, 0, -T / num_steps).round() - 1).long()
+        strides = torch.arange(T, 0, -T / num_steps)[:num_steps]  # [:n]: float steps can overshoot
+        return (strides.round() - 1).long()
     """,
 )
 def check_trailing_timesteps(fn: Callable) -> CheckResult:
     """Check `fn(num_steps, T)`: the descending "trailing" timesteps that start at T - 1."""
 
     def body():
-        for num_steps, T in ((10, 1000), (4, 10), (3, 1000)):
+        for num_steps, T in ((10, 1000), (4, 10), (3, 1000), (61, 1000)):
             schedule = NoiseSchedule.linear(T)
             out = _call("trailing_timesteps", fn, num_steps, T)
             out = torch.as_tensor(out)
@@ -1085,7 +1086,10 @@ def check_trailing_timesteps(fn: Callable) -> CheckResult:
                     schedule.timesteps(num_steps, "trailing").flip(0).double(),
                 "round with torch.round, which sends halves to the even neighbour (as NumPy "
                 "and diffusers do), not always up":
-                    torch.floor(torch.arange(T, 0, -T / num_steps, dtype=torch.float64) + 0.5) - 1,
+                    torch.floor(
+                        torch.arange(T, 0, -T / num_steps, dtype=torch.float64)[:num_steps] + 0.5
+                    )
+                    - 1,
             }, f"num_steps={num_steps}, T={T}", rtol=0, atol=1e-9)  # fmt: skip
 
     return _run("trailing_timesteps", body, "the first step starts from pure noise, t = T - 1")

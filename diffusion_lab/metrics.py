@@ -87,7 +87,14 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
     cov_a, cov_b = torch.cov(a.T).reshape(dim, dim), torch.cov(b.T).reshape(dim, dim)
     eigvals, eigvecs = torch.linalg.eigh(cov_a)
     sqrt_a = eigvecs @ torch.diag(eigvals.clamp(min=0).sqrt()) @ eigvecs.T
-    cross = torch.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a).clamp(min=0).sqrt().sum()
+    middle = sqrt_a @ cov_b @ sqrt_a
+    try:
+        cross = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum()
+    except torch.linalg.LinAlgError as error:
+        raise ValueError(
+            "the Frechet distance could not be computed: the feature covariances are degenerate "
+            "(for example, every image is the same or the images are not finite)"
+        ) from error
     return float((mu_a - mu_b).pow(2).sum() + cov_a.trace() + cov_b.trace() - 2 * cross)
 
 

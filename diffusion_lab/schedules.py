@@ -233,7 +233,9 @@ class NoiseSchedule:
         if not isinstance(num_steps, int) or not 1 <= num_steps <= T:
             raise ValueError(f"num_steps must be an int in [1, T={T}], got {num_steps!r}")
         if spacing == "trailing":
-            ts = torch.round(torch.arange(T, 0, -T / num_steps, dtype=torch.float64)) - 1
+            # arange with a float step can overshoot by one value (for 61 of 1000, say): cut it
+            ts = torch.arange(T, 0, -T / num_steps, dtype=torch.float64)[:num_steps]
+            ts = torch.round(ts) - 1
         elif spacing == "linspace":
             ts = torch.round(torch.linspace(T - 1, 0, num_steps, dtype=torch.float64))
         elif spacing == "leading":

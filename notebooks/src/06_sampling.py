@@ -17,7 +17,7 @@
 # **What you need first**: lessons 4 and 5 (the reverse step, `remove_noise`, $v$-prediction and
 # the bundled digit model).
 #
-# **Time to run** (Restart & Run All, full mode): about 5 minutes on a 2-core laptop CPU (measured:
+# **Time to run** (Restart & Run All, full mode): about 4 minutes on a 2-core laptop CPU (measured:
 # 256 s); GPU: not
 # measured yet (no GPU was available when this lesson was written). No training happens here: the
 # time is all sampling, 1000 model calls per batch.
@@ -338,10 +338,11 @@ linear = NoiseSchedule.linear()
 print(f"with the linear schedule instead, the weight of x_T would be {linear.posterior_coef_xt[999]:.3f}")
 
 # %% [markdown]
-# So $x_{998}$ is almost entirely the fresh noise of the first step: $x_T$ is thrown away at once
+# So $x_{T-1}$ (code $t = 998$) is almost entirely the fresh noise of the first step: $x_T$ is thrown away at once
 # (the guess from it, a blurry average, hardly depends on it either), and from then on the fresh
-# noise steers. This is a property of this schedule, whose $\bar\alpha$ at the last step is almost
-# exactly 0; with the linear schedule $x_T$ would survive the first step. Measured, as the average
+# noise steers. This is a property of this schedule, whose last step alone has $\beta = 0.999$. The
+# linear schedule also ends with $\bar\alpha$ almost 0, but its last $\beta$ is 0.02, so there
+# $x_T$ would survive the first step (weight 0.990). Measured, as the average
 # distance between the two images in the same position of two runs (`paired_distance` from
 # `diffusion_lab.metrics`):
 
@@ -387,7 +388,7 @@ for name, images in {"run 1": runs["run 1"], "real digits": real_digits}.items()
 # same number of real digits, measured the same way, gives the reference. The Fréchet distance
 # depends strongly on how many images go in: it compares 128-number features, and with few images
 # their averages and spreads are themselves noisy, so even real digits score far from 0 (about 56
-# with 150 images, 47 with 200, 18 with 300, 7 with 1000). Compare rows of the same size only.
+# with 150 images, 47 with 200, 18 with 300). Compare rows of the same size only.
 
 # %%
 n = 16 if FAST else 200
@@ -427,7 +428,7 @@ plt.show()
 # shapes you can spot in the grid. Every digit is drawn, in shares near the real ones. The largest
 # gap is the 2s: 11.5% of the samples against 5.5% of these 200 real digits, a set that happens to
 # hold few 2s (10.3% of all 10,000 bundled digits are 2s). Lesson 7 shows that about 20 model calls,
-# instead of 1000, give the same quality.
+# instead of 1000, come close to the same quality, though not all the way.
 
 # %% [markdown]
 # ## Summary

@@ -62,7 +62,7 @@ per_call = (time.perf_counter() - start) / 5  # seconds
 print(f"one call on 64 digits: {1000 * per_call:.0f} ms -> 1000 calls: {1000 * per_call:.0f} s")
 
 # %% [markdown]
-# About a minute for 64 small digits on a 2-core laptop CPU (58 s when this lesson was built); a
+# About a minute for 64 small digits on a 2-core laptop CPU (56 s when this lesson was built); a
 # 512×512 text-to-image model costs far more per call. The obvious fix is to take fewer, bigger
 # steps. The ancestral DDPM step of lesson 6 needs only two noise levels, where it is and where it
 # goes, so it can jump from $\bar\alpha_t$ to any lower-noise $\bar\alpha_s$ on a coarser grid of
@@ -199,7 +199,7 @@ plt.show()
 #
 # The first step has no previous guess, so it is a plain DDIM step; so is the last one, to clean
 # data. The package's tests check the orders on a case with a known exact answer (Gaussian data):
-# halving the steps divides DDIM's error by about 2 and the solver's by about 4 to 5.
+# halving the steps divides DDIM's error by about 2 and the solver's by about 5.
 #
 # The same correction works for the ancestral sampler too. **SDE-DPM-Solver++(2M)** (same paper)
 # takes each step as the ancestral step does, shrinking $x_t$ further and adding fresh noise, but
@@ -258,8 +258,8 @@ print(f"{len(results)} runs of {n} samples in {time.perf_counter() - start:.0f} 
 
 # %% [markdown]
 # And the reference points: the full 1000-step ancestral sampler on the same noises, and the same
-# number of real digits. The 1000-step run is the longest cell of the lesson, about twice all the
-# others together: the cost this lesson is about.
+# number of real digits. The 1000-step run is the longest cell of the lesson, about as long as all
+# the others together: the cost this lesson is about.
 
 # %%
 full = len(schedule) if not FAST else 20
@@ -296,17 +296,19 @@ plt.show()
 #   1000-step ancestral sampler's 66.8. **DDIM** needed about 50 calls for that (68.3 at 50; 74.5 at
 #   20); the **strided ancestral** sampler about 100 (101.3 at 10 calls, 67.8 at 100).
 # - The two stochastic samplers (ancestral, and the SDE solver) move up and down from one step count
-#   to the next, together: they draw the same fresh noise, so their sample sets are nearly the same
-#   and change together (both 82.3 at 50 calls). With 150 samples a Fréchet distance moves by
+#   to the next, together: they draw the same fresh noise, so from 20 calls on their sample sets
+#   are nearly the same and change together (both 82.3 at 50 calls). With 150 samples a Fréchet distance moves by
 #   several units from one set of noises to another, so read the trend, not each point.
 # - The Fréchet distance depends on how many images go in (lesson 6, section 6): real digits score
 #   55.8 with 150 images, 46.6 with 200. So compare these numbers with each other, not with lesson
-#   6's, which used 200 samples. At this size every sampler sits on that floor of about 56.
+#   6's, which used 200 samples. At this size that floor of about 56 is most of every score (the
+#   best samplers reach about 66), so the samplers' differences look small.
 # - The confident share tells the same story more faintly: every sampler reaches about 85-90% from
 #   20 calls on, against 86% for 1000 ancestral steps and 95% for real digits.
 #
 # The package's `benchmarks/samplers.py` repeats this with 300 samples, and there the floor is
-# lower (real digits: 17.7) and the samplers separate: 1000 ancestral steps reach 29.8, while the
+# lower (real digits: 17.7) and the samplers separate: 1000 ancestral steps reach 29.8 (lesson 5
+# quoted about 36 for another set of 300 noises: at this size the figure moves by about 5), while the
 # deterministic samplers level off near 44 (DDIM at 1000 steps: 44.4; DPM-Solver++ at 100: 44.5).
 # A fast ODE solver follows its ODE well, but how good the ODE's own images are is up to the model,
 # and for an imperfect model the fresh noise of ancestral sampling corrects some of its mistakes.
