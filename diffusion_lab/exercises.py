@@ -1010,6 +1010,9 @@ def check_mean_pairwise_distance(fn: Callable) -> CheckResult:
                 _pairwise(images, include_self=True),
             "that is the squared distance: take the square root of the summed squares":
                 _pairwise(images, squared=True),
+            "flatten each image first (images.flatten(1)): on 4-D tensors torch.cdist measures "
+            "distances between the rows inside each image, not between images":
+                torch.cdist(images.double(), images.double()).sum() / (5 * 4),
         }, "5 random images", rtol=1e-4, atol=1e-6)  # fmt: skip
         same = _call("mean_pairwise_distance", fn, images[:1].repeat(4, 1, 1, 1))
         if abs(float(same)) > 1e-5:
@@ -1099,8 +1102,9 @@ def _sin_theta(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.sin(torch.arccos((a.flatten() @ b.flatten()) / (a.norm() * b.norm())))
 
 
-def _slerp(a: torch.Tensor, b: torch.Tensor, w: float) -> torch.Tensor:
-    theta = torch.arccos((a.flatten() @ b.flatten()) / (a.norm() * b.norm()))
+def _slerp(a: torch.Tensor, b: torch.Tensor, w: float, arccos: bool = True) -> torch.Tensor:
+    theta = (a.flatten() @ b.flatten()) / (a.norm() * b.norm())  # the cosine of the angle
+    theta = torch.arccos(theta) if arccos else theta
     return (torch.sin((1 - w) * theta) * a + torch.sin(w * theta) * b) / torch.sin(theta)
 
 
@@ -1131,6 +1135,8 @@ def check_slerp(fn: Callable) -> CheckResult:
                     _slerp(a, b, 1 - w),
                 "divide the sum by sin(theta): without it the result is too short":
                     _slerp(a, b, w) * _sin_theta(a, b),
+                "theta is the angle itself: take torch.arccos of the cosine a.b / (|a| |b|)":
+                    _slerp(a, b, w, arccos=False),
             }, f"w={w}", rtol=1e-4, atol=1e-5)  # fmt: skip
 
     return _run("slerp", body, "the path stays at the noise's usual length")

@@ -69,6 +69,16 @@ def _ddim_returning_a_tuple(xt, eps_hat, a, a_prev):
     return a_prev**0.5 * x0_hat + (1 - a_prev) ** 0.5 * eps_hat, x0_hat
 
 
+def _slerp_without_arccos(a, b, w):
+    theta = (a.flatten() @ b.flatten()) / (a.norm() * b.norm())  # forgot arccos
+    return (torch.sin((1 - w) * theta) * a + torch.sin(w * theta) * b) / torch.sin(theta)
+
+
+def _pairwise_without_flatten(images):
+    n = len(images)
+    return torch.cdist(images, images).sum() / (n * (n - 1))
+
+
 def _ddim_with_a_t(xt, eps_hat, a, a_prev):
     x0_hat = (xt - (1 - a) ** 0.5 * eps_hat) / a**0.5
     return a**0.5 * x0_hat + (1 - a) ** 0.5 * eps_hat
@@ -227,6 +237,8 @@ WRONG = [
     ),
     (ex.check_trailing_timesteps, lambda n, T: torch.arange(n - 1, -1, -1) * (T // n), "leading"),
     (ex.check_slerp, lambda a, b, w: (1 - w) * a + w * b, "straight blend"),
+    (ex.check_slerp, _slerp_without_arccos, "arccos"),
+    (ex.check_mean_pairwise_distance, _pairwise_without_flatten, "flatten each image"),
     (ex.check_reverse_loop, _loop_skipping_the_last_step, "stops too early"),
     (ex.check_ddim_step, _ddim_returning_a_tuple, "return only x_s"),
     (
