@@ -223,7 +223,32 @@ class ScheduleComparison(widgets.VBox):
         self.curves.value = self._curves_png(t)
 
 
-class FrameSlider(widgets.VBox):
+class _PngSlider(widgets.VBox):
+    """A play button and a slider over PNG frames encoded up front, with one caption each."""
+
+    def __init__(self, pngs: list[bytes], labels: list[str], *, description: str, interval: int):
+        self.pngs, self.labels = pngs, labels
+        last = len(pngs) - 1
+        self.slider = widgets.IntSlider(value=0, min=0, max=last, description=description)
+        self.play = widgets.Play(
+            value=0, min=0, max=last, step=1, interval=interval, description="play"
+        )
+        widgets.jslink((self.play, "value"), (self.slider, "value"))
+        self.image = _image(pngs[0])
+        self.info = widgets.HTML(labels[0])
+        self.slider.observe(self._on_change, names="value")
+        super().__init__([widgets.HBox([self.play, self.slider]), self.image, self.info])
+
+    def frame(self, k: int) -> bytes:
+        """The PNG shown for frame k."""
+        return self.pngs[k]
+
+    def _on_change(self, change=None) -> None:
+        self.image.value = self.pngs[self.slider.value]
+        self.info.value = self.labels[self.slider.value]
+
+
+class FrameSlider(_PngSlider):
     """A slider (with a play button) over precomputed frames: an animation you can scrub.
 
     `frames` is a sequence of image batches (B, C, H, W) or single images (C, H, W), all the
@@ -250,25 +275,12 @@ class FrameSlider(widgets.VBox):
         if len({tuple(f.shape) for f in frames}) != 1:
             raise ValueError("all frames must have the same shape")
         scale = scale or _default_scale(frames[0])
-        self.pngs = [png_bytes(grid_array(f, nrow=nrow, scale=scale)) for f in frames]
-        self.labels = list(labels) if labels is not None else [""] * len(frames)
-        last = len(frames) - 1
-        self.slider = widgets.IntSlider(value=0, min=0, max=last, description=description)
-        self.play = widgets.Play(
-            value=0, min=0, max=last, step=1, interval=interval, description="play"
-        )
-        widgets.jslink((self.play, "value"), (self.slider, "value"))
-        self.image = _image(self.pngs[0])
-        self.info = widgets.HTML(self.labels[0])
-        self.slider.observe(self._on_change, names="value")
-        super().__init__([widgets.HBox([self.play, self.slider]), self.image, self.info])
-
-    def _on_change(self, change=None) -> None:
-        self.image.value = self.pngs[self.slider.value]
-        self.info.value = self.labels[self.slider.value]
+        pngs = [png_bytes(grid_array(f, nrow=nrow, scale=scale)) for f in frames]
+        labels = list(labels) if labels is not None else [""] * len(frames)
+        super().__init__(pngs, labels, description=description, interval=interval)
 
 
-class ReverseWalkthrough(widgets.VBox):
+class ReverseWalkthrough(_PngSlider):
     """Scrub through a stored reverse run: x_t on the left, the model's x_0 estimate on the right.
 
     `trajectory` comes from `Trajectory.record(sampler(...), x_T, every=...)`. Each frame is
@@ -295,18 +307,9 @@ class ReverseWalkthrough(widgets.VBox):
         scale = scale or max(1, 128 // (first.shape[-1] * min(nrow, len(first))))
         self.stages = trajectory.stages(thresholds, noun)
         self.closeness = trajectory.closeness().tolist()
-        self.pngs = [self._render(k, nrow, scale) for k in range(len(trajectory))]
-        last = len(trajectory) - 1
-        self.slider = widgets.IntSlider(value=0, min=0, max=last, description="frame")
-        self.play = widgets.Play(
-            value=0, min=0, max=last, step=1, interval=interval, description="play"
-        )
-        widgets.jslink((self.play, "value"), (self.slider, "value"))
-        self.image = _image(self.pngs[0])
-        self.info = widgets.HTML()
-        self.slider.observe(self._on_change, names="value")
-        super().__init__([widgets.HBox([self.play, self.slider]), self.image, self.info])
-        self._on_change()
+        pngs = [self._render(k, nrow, scale) for k in range(len(trajectory))]
+        labels = [self._caption(k) for k in range(len(trajectory))]
+        super().__init__(pngs, labels, description="frame", interval=interval)
 
     def _render(self, k: int, nrow: int, scale: int) -> bytes:
         left = grid_array(self.trajectory.xt[k], nrow=nrow, scale=scale)
@@ -314,16 +317,10 @@ class ReverseWalkthrough(widgets.VBox):
         gap = np.full((left.shape[0], 8 * scale) + left.shape[2:], 255, dtype=np.uint8)
         return png_bytes(np.concatenate([left, gap, right], axis=1))
 
-    def frame(self, k: int) -> bytes:
-        """The PNG shown for frame k."""
-        return self.pngs[k]
-
-    def _on_change(self, change=None) -> None:
-        k = self.slider.value
+    def _caption(self, k: int) -> str:
         t = self.trajectory.t[k]
         where = "finished: x<sub>0</sub>" if t < 0 else f"t = {t}"
-        self.image.value = self.pngs[k]
-        self.info.value = (
+        return (
             f"<b>{self.stages[k]}</b> &nbsp;|&nbsp; {where} &nbsp;|&nbsp; left: the sample "
             f"x<sub>t</sub>, right: the model's guess of x<sub>0</sub> from it &nbsp;|&nbsp; "
             f"correlation with the finished images: {self.closeness[k]:.2f}"
