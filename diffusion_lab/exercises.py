@@ -23,6 +23,15 @@ from .schedules import NoiseSchedule
 __all__ = [
     "CheckResult",
     "check_add_noise",
+    "check_cfg_combine",
+    "check_contrastive_loss",
+    "check_cross_attention",
+    "check_tokenize",
+    "check_count_modes",
+    "check_drop_labels",
+    "check_energy_distance",
+    "check_generator_loss",
+    "check_guided_prediction",
     "check_alpha_bar_from_betas",
     "check_cosine_alpha_bar",
     "check_ddim_step",
@@ -1140,3 +1149,436 @@ def check_slerp(fn: Callable) -> CheckResult:
             }, f"w={w}", rtol=1e-4, atol=1e-5)  # fmt: skip
 
     return _run("slerp", body, "the path stays at the noise's usual length")
+
+
+# ===== lesson 8: conditioning and guidance =====
+@_register(
+    "cfg_combine",
+    "notebooks/08_conditioning.ipynb",
+    "Start from the unconditional prediction and move along the direction that the label adds, "
+    "(eps_cond - eps_uncond), w times. Check: w = 1 must give eps_cond exactly, w = 0 eps_uncond.",
+    """
+    def cfg_combine(eps_uncond, eps_cond, w):
+        return eps_uncond + w * (eps_cond - eps_uncond)
+    """,
+)
+def check_cfg_combine(fn: Callable) -> CheckResult:
+    """Check `fn(eps_uncond, eps_cond, w)`: classifier-free guidance, diffusers convention."""
+
+    def body():
+        u = torch.randn(2, 1, 4, 4, generator=_gen(30))
+        c = torch.randn(2, 1, 4, 4, generator=_gen(31))
+        for w in (1.0, 0.0, 3.0, 7.5):
+            out = _call("cfg_combine", fn, u.clone(), c.clone(), w)
+            _compare(out, u + w * (c - u), {
+                "the roles are swapped: w = 1 must give eps_cond and w = 0 eps_uncond":
+                    c + w * (u - c),
+                "that is the paper's convention, (1 + w) eps_cond - w eps_uncond; this course "
+                "(like diffusers) uses w = 1 for the plain conditional model":
+                    (1 + w) * c - w * u,
+                "the unconditional prediction is the starting point: add eps_uncond":
+                    w * (c - u),
+                "guidance moves along the difference (eps_cond - eps_uncond), not along eps_cond":
+                    u + w * c,
+                "the difference points the wrong way: it is (eps_cond - eps_uncond), towards the "
+                "label":
+                    u + w * (u - c),
+            }, f"w={w}")  # fmt: skip
+
+    return _run("cfg_combine", body, "w = 1 is the conditional model, w > 1 pushes past it")
+
+
+@_register(
+    "drop_labels",
+    "notebooks/08_conditioning.ipynb",
+    "Draw one uniform number per label with torch.rand(len(labels), generator=generator); where it "
+    "is below p_uncond, put null_label. torch.where(drop, null_label, labels) builds a new tensor "
+    "and leaves the input alone.",
+    """
+    def drop_labels(labels, p_uncond, null_label, generator):
+        drop = torch.rand(len(labels), generator=generator) < p_uncond
+        return torch.where(drop, null_label, labels)
+    """,
+)
+def check_drop_labels(fn: Callable) -> CheckResult:
+    """Check `fn(labels, p_uncond, null_label, generator)`: label dropout for guidance."""
+
+    def body():
+        labels = torch.arange(20_000) % 10
+        note = None
+        for p in (0.1, 0.5):
+            given = labels.clone()
+            out = _call("drop_labels", fn, given, p, 10, _gen(32))
+            if not torch.equal(given, labels):
+                raise _Fail("your function changed the labels it was given; return a new tensor")
+            if not isinstance(out, torch.Tensor) or out.shape != labels.shape:
+                raise _Fail(f"expected a tensor of shape {tuple(labels.shape)}")
+            if out.dtype != labels.dtype:
+                raise _Fail(f"labels are integers ({labels.dtype}); you returned {out.dtype}")
+            changed = out != labels
+            if changed.any() and not (out[changed] == 10).all():
+                raise _Fail("a dropped label must become null_label (10 here), nothing else")
+            share = changed.float().mean().item()
+            if abs(share - 1 + p) < 0.02 and abs(share - p) > 0.02:
+                raise _Fail(
+                    f"p_uncond={p}: you dropped {share:.0%}, that is 1 - p_uncond: drop a label "
+                    "when the random number is below p_uncond"
+                )
+            if abs(share - p) > 0.02:
+                raise _Fail(f"p_uncond={p}: {share:.1%} of the labels were dropped, not {p:.0%}")
+            expected = torch.where(torch.rand(len(labels), generator=_gen(32)) < p, 10, labels)
+            if not torch.equal(out, expected):
+                note = (
+                    "your choice of labels to drop differs from one uniform draw per label from "
+                    "`generator`, so a resumed training run would not repeat it exactly"
+                )
+        if not torch.equal(_call("drop_labels", fn, labels.clone(), 0.0, 10, _gen(33)), labels):
+            raise _Fail("p_uncond=0 must keep every label")
+        return note
+
+    return _run("drop_labels", body, "about p_uncond of the labels become the null label")
+
+
+class _CountingModel:
+    """Predicts eps = label / 10 (the null label predicts -1), and counts its calls."""
+
+    def __init__(self, null_label: int):
+        self.null_label, self.calls = null_label, 0
+
+    def __call__(self, xt, t, cond):
+        self.calls += 1
+        if torch.as_tensor(t).ndim == 1 and len(t) != len(xt):
+            raise ValueError(
+                f"t has {len(t)} entries for a batch of {len(xt)}: the batch is twice as long "
+                "now, so repeat t too, torch.cat([t, t])"
+            )
+        value = torch.where(cond == self.null_label, -1.0, cond / 10).to(xt.dtype)
+        return xt + value.view(-1, 1, 1, 1)
+
+
+@_register(
+    "guided_prediction",
+    "notebooks/08_conditioning.ipynb",
+    "Stack the batch twice (torch.cat([xt, xt])), the timesteps twice, and the labels after a "
+    "batch of null labels (torch.full_like(labels, null_label)). One call gives 2B predictions; "
+    "out.chunk(2) splits them into the unconditional and the conditional half. Then combine.",
+    """
+    def guided_prediction(model, xt, t, labels, w, null_label):
+        null = torch.full_like(labels, null_label)
+        out = model(torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([null, labels]))
+        eps_uncond, eps_cond = out.chunk(2)
+        return eps_uncond + w * (eps_cond - eps_uncond)
+    """,
+)
+def check_guided_prediction(fn: Callable) -> CheckResult:
+    """Check `fn(model, xt, t, labels, w, null_label)`: guidance in one batched model call."""
+
+    def body():
+        xt = torch.randn(3, 1, 4, 4, generator=_gen(34))
+        t, labels = torch.tensor([5, 5, 5]), torch.tensor([1, 4, 7])
+        u, c = xt - 1, xt + (labels / 10).view(-1, 1, 1, 1)
+        for w in (1.0, 4.0):
+            model = _CountingModel(null_label=10)
+            out = _call(
+                "guided_prediction", fn, model, xt.clone(), t.clone(), labels.clone(), w, 10
+            )
+            u0 = xt + 0.0  # what label 0 predicts, for a null label mistaken for 0
+            _compare(out, u + w * (c - u), {
+                "the halves are swapped: with torch.cat([null, labels]) the first half of the "
+                "output is the unconditional one":
+                    c + w * (u - c),
+                "both halves got the labels: the first half needs the null label, "
+                "torch.full_like(labels, null_label)":
+                    c,
+                "the null label is null_label (10 here), not 0: label 0 means the digit 0":
+                    u0 + w * (c - u0),
+                "that is the paper's convention, (1 + w) eps_cond - w eps_uncond; use "
+                "eps_uncond + w (eps_cond - eps_uncond)":
+                    (1 + w) * c - w * u,
+            }, f"w={w}")  # fmt: skip
+            if model.calls != 1:
+                raise _Fail(
+                    f"the values are right, but it made {model.calls} model calls: stack both "
+                    "halves with torch.cat and make one call, then split with .chunk(2)"
+                )
+
+    return _run("guided_prediction", body, "one call, both halves, combined")
+
+
+# ===== lesson 9: text to image =====
+def _tokenize(text, vocabulary, max_length, *, bos=True, offset=2, lower=True):
+    words = (text.lower() if lower else text).split()
+    ids = ([1] if bos else []) + [vocabulary.index(w) + offset for w in words]
+    return torch.tensor(ids + [0] * (max_length - len(ids)), dtype=torch.long)
+
+
+@_register(
+    "tokenize",
+    "notebooks/09_text_to_image.ipynb",
+    "Lowercase, split on spaces, look each word up with vocabulary.index(word) and add 2 (ids 0 "
+    "and 1 are taken by <pad> and <bos>). Put 1 (<bos>) first, then pad with 0 up to max_length.",
+    """
+    def tokenize(text, vocabulary, max_length):
+        ids = [1] + [vocabulary.index(word) + 2 for word in text.lower().split()]
+        return torch.tensor(ids + [0] * (max_length - len(ids)))
+    """,
+)
+def check_tokenize(fn: Callable) -> CheckResult:
+    """Check `fn(text, vocabulary, max_length)`: word-level token ids with <bos> and padding."""
+
+    def body():
+        vocabulary = ["a", "blue", "red", "7", "in", "the", "top", "left"]
+        for text in ("a red 7", "A blue 7 in the top left", ""):
+            out = _call("tokenize", fn, text, list(vocabulary), 10)
+            if isinstance(out, list):
+                out = torch.tensor(out)
+            expected = _tokenize(text, vocabulary, 10)
+            if isinstance(out, torch.Tensor) and out.dtype != torch.long:
+                raise _Fail(f"{text!r}: token ids are a LongTensor (int64), got {out.dtype}")
+            _compare(out, expected, {
+                "the first token must be <bos> (id 1): the encoder reads the whole prompt there":
+                    _tokenize(text, vocabulary, 10, bos=False),
+                "word ids start at 2: vocabulary.index(word) + 2, since 0 is <pad> and 1 <bos>":
+                    _tokenize(text, vocabulary, 10, offset=0),
+                "off by one: the first word of the vocabulary has id 2":
+                    _tokenize(text, vocabulary, 10, offset=1),
+            }, f"text={text!r}", rtol=0, atol=0)  # fmt: skip
+
+    return _run("tokenize", body, "<bos>, one id per word, then padding")
+
+
+def _contrastive(logits, *, both=True, reduce="mean"):
+    targets = torch.arange(len(logits))
+    loss = torch.nn.functional.cross_entropy
+    if not both:
+        return loss(logits, targets, reduction=reduce)
+    return (loss(logits, targets, reduction=reduce) + loss(logits.T, targets, reduction=reduce)) / 2
+
+
+@_register(
+    "contrastive_loss",
+    "notebooks/09_text_to_image.ipynb",
+    "Row i of logits scores image i against every text; the right text is i, so the targets are "
+    "torch.arange(B). F.cross_entropy(logits, targets) is the image-to-text half; the same on "
+    "logits.T is the text-to-image half. Average the two.",
+    """
+    def contrastive_loss(logits):
+        targets = torch.arange(len(logits))
+        image_to_text = torch.nn.functional.cross_entropy(logits, targets)
+        text_to_image = torch.nn.functional.cross_entropy(logits.T, targets)
+        return (image_to_text + text_to_image) / 2
+    """,
+)
+def check_contrastive_loss(fn: Callable) -> CheckResult:
+    """Check `fn(logits)`: CLIP's symmetric cross-entropy for B matching pairs."""
+
+    def body():
+        logits = torch.randn(6, 6, generator=_gen(40)) * 3
+        logits[0] += 4  # image 0 likes every text: the two directions now differ
+        out = _call("contrastive_loss", fn, logits.clone())
+        _compare(out, _contrastive(logits), {
+            "only one direction: average image-to-text (rows) and text-to-image (logits.T)":
+                _contrastive(logits, both=False),
+            "only one direction: add the image-to-text half, cross_entropy(logits, targets)":
+                _contrastive(logits.T, both=False),
+            "the two halves are summed: average them (divide by 2)":
+                2 * _contrastive(logits),
+            "the loss is summed over the batch: take the mean":
+                _contrastive(logits, reduce="sum"),
+                "cross_entropy applies the softmax itself: pass it the raw logits, not "
+                "probabilities":
+                    _contrastive(torch.softmax(logits, dim=1)),
+        }, "6 pairs")  # fmt: skip
+
+    return _run("contrastive_loss", body, "matching pairs pulled together, both ways")
+
+
+def _attention(q, k, v, *, scale=True, dim=-1):
+    scores = q @ k.transpose(-2, -1)
+    if scale:
+        scores = scores / q.shape[-1] ** 0.5
+    return torch.softmax(scores, dim=dim) @ v
+
+
+@_register(
+    "cross_attention",
+    "notebooks/09_text_to_image.ipynb",
+    "scores = q @ k.transpose(-2, -1) has one row per pixel and one column per token; divide by "
+    "sqrt(d); softmax over the tokens (the last dimension), then multiply by v.",
+    """
+    def cross_attention(q, k, v):
+        scores = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5  # (B, N, L)
+        return torch.softmax(scores, dim=-1) @ v  # (B, N, d)
+    """,
+)
+def check_cross_attention(fn: Callable) -> CheckResult:
+    """Check `fn(q, k, v)`: one head of scaled dot-product attention, pixels reading tokens."""
+
+    def body():
+        q = torch.randn(2, 9, 8, generator=_gen(41))  # 9 pixels
+        k = torch.randn(2, 5, 8, generator=_gen(42))  # 5 tokens
+        v = torch.randn(2, 5, 8, generator=_gen(43))
+        out = _call("cross_attention", fn, q.clone(), k.clone(), v.clone())
+        wrong = {
+            "divide the scores by sqrt(d) (d = q.shape[-1]) before the softmax":
+                _attention(q, k, v, scale=False),
+            "the softmax must run over the tokens (dim=-1): each pixel's weights sum to 1":
+                _attention(q, k, v, dim=1),
+        }  # fmt: skip
+        if isinstance(out, torch.Tensor) and out.shape == (2, 9, 8):
+            _compare(out, _attention(q, k, v), wrong, "9 pixels, 5 tokens")
+        else:
+            raise _Fail(
+                f"expected one vector per pixel, shape (2, 9, 8), got "
+                f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}: "
+                "the softmax runs over the tokens (dim=-1), and the result is weights @ v"
+            )
+        q4, k4 = q[..., :4] * 2, k[..., :4] * 2  # a second case with d = 4
+        out = _call("cross_attention", fn, q4.clone(), k4.clone(), v.clone())
+        _compare(out, _attention(q4, k4, v), {
+            "scale by the square root of d = q.shape[-1] (4 here), not a fixed number":
+                torch.softmax(q4 @ k4.transpose(-2, -1) / 8**0.5, dim=-1) @ v,
+            "d is the feature size, q.shape[-1], not the number of pixels q.shape[1]":
+                torch.softmax(q4 @ k4.transpose(-2, -1) / 9**0.5, dim=-1) @ v,
+        }, "d = 4")  # fmt: skip
+        k_same = k[:, :1].expand(-1, 5, -1)  # all tokens alike: each pixel must average v evenly
+        out = _call("cross_attention", fn, q.clone(), k_same.clone(), v.clone())
+        _compare(out, v.mean(1, keepdim=True).expand(-1, 9, -1), {
+            "the softmax must run over the tokens (dim=-1): each pixel's weights sum to 1":
+                _attention(q, k_same, v, dim=1),
+        }, "identical keys")  # fmt: skip
+
+    return _run("cross_attention", body, "each pixel takes a weighted average of the tokens")
+
+
+# ===== lesson 12: why diffusion =====
+def _softplus(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.softplus(x)
+
+
+@_register(
+    "generator_loss",
+    "notebooks/12_why_diffusion.ipynb",
+    "The discriminator's logit l gives D = sigmoid(l). The non-saturating loss is -log D(G(z)), "
+    "averaged over the batch; -log sigmoid(l) = softplus(-l) computes it without overflow.",
+    """
+    def generator_loss(fake_logits):
+        return torch.nn.functional.softplus(-fake_logits).mean()
+    """,
+)
+def check_generator_loss(fn: Callable) -> CheckResult:
+    """Check `fn(fake_logits)`: the GAN generator's non-saturating loss, -mean log D(G(z))."""
+
+    def body():
+        logits = torch.tensor([-6.0, -2.0, 0.0, 1.5])  # D is sure most fakes are fake
+        out = _call("generator_loss", fn, logits.clone())
+        _compare(out, _softplus(-logits).mean(), {
+            "that is the original, saturating loss mean log(1 - D(G(z))): when D wins easily "
+            "its gradient vanishes. Minimise -log D(G(z)) instead":
+                -_softplus(logits).mean(),
+            "the sign is flipped: the generator wants D(G(z)) near 1, so minimise -log D":
+                -_softplus(-logits).mean(),
+            "average over the batch (mean), not sum":
+                _softplus(-logits).sum(),
+            "that is the discriminator's loss on fakes, -log(1 - D(G(z))); the generator's is "
+            "-log D(G(z))":
+                _softplus(logits).mean(),
+        }, "4 fakes")  # fmt: skip
+
+    return _run("generator_loss", body, "strong gradients even while D wins")
+
+
+def _energy(a, b, *, factor=2.0, within=True):
+    cross = torch.cdist(a, b).mean()
+    if not within:
+        return factor * cross
+    return factor * cross - torch.cdist(a, a).mean() - torch.cdist(b, b).mean()
+
+
+@_register(
+    "energy_distance",
+    "notebooks/12_why_diffusion.ipynb",
+    "torch.cdist(a, b) gives every distance between a point of a and a point of b. The energy "
+    "distance is 2 E|a - b| - E|a - a'| - E|b - b'|: twice the mean cross distance, minus the mean "
+    "distance within a and within b (all pairs, including each point with itself).",
+    """
+    def energy_distance(a, b):
+        return (2 * torch.cdist(a, b).mean() - torch.cdist(a, a).mean()
+                - torch.cdist(b, b).mean())
+    """,
+)
+def check_energy_distance(fn: Callable) -> CheckResult:
+    """Check `fn(a, b)`: the energy distance between two point sets (V-statistic form)."""
+
+    def body():
+        a = torch.randn(50, 2, generator=_gen(50))
+        b = torch.randn(40, 2, generator=_gen(51)) + torch.tensor([1.0, 0.0])
+        out = _call("energy_distance", fn, a.clone(), b.clone())
+        _compare(out, _energy(a, b), {
+            "the cross term counts twice: 2 E|a - b|":
+                _energy(a, b, factor=1.0),
+            "subtract the spreads within each set, E|a - a'| and E|b - b'|; otherwise two "
+            "identical sets would be far apart":
+                _energy(a, b, within=False),
+        }, "two clouds", rtol=1e-4, atol=1e-5)  # fmt: skip
+        same = _call("energy_distance", fn, a.clone(), a.clone())
+        if abs(float(same)) > 1e-5:
+            raise _Fail(f"a set against itself must give 0, got {float(same):.4g}")
+
+    return _run("energy_distance", body, "0 for the same set, larger the further apart")
+
+
+def _count_modes(samples, centres, radius, min_share, *, nearest=True, share=True):
+    distance = torch.cdist(samples, centres)  # (N, K)
+    if nearest:
+        d, k = distance.min(1)
+        counts = torch.bincount(k[d <= radius], minlength=len(centres))
+    else:
+        counts = (distance <= radius).sum(0)
+    if not share:
+        return int((counts >= 1).sum())
+    return int((counts >= min_share * len(samples)).sum())
+
+
+@_register(
+    "count_modes",
+    "notebooks/12_why_diffusion.ipynb",
+    "torch.cdist(samples, centres) is (N, K); .min(dim=1) gives each sample's nearest centre and "
+    "its distance. Keep samples within radius, count them per centre (torch.bincount with "
+    "minlength=K), and count the centres that got at least min_share * N samples.",
+    """
+    def count_modes(samples, centres, radius, min_share):
+        distance, nearest = torch.cdist(samples, centres).min(dim=1)
+        counts = torch.bincount(nearest[distance <= radius], minlength=len(centres))
+        return int((counts >= min_share * len(samples)).sum())
+    """,
+)
+def check_count_modes(fn: Callable) -> CheckResult:
+    """Check `fn(samples, centres, radius, min_share)`: modes that receive enough samples."""
+
+    def body():
+        angle = torch.arange(8) * (2 * math.pi / 8)
+        centres = torch.stack([angle.cos(), angle.sin()], 1) * 0.75
+        g = _gen(52)
+        cases = {  # name: (samples, expected)
+            "all 8 modes": centres.repeat(50, 1) + 0.03 * torch.randn(400, 2, generator=g),
+            "one mode plus 3 strays": torch.cat([centres[:1].repeat(397, 1), centres[1:4] + 0.01]),
+            "samples between the modes": (centres + centres.roll(1, 0)) / 2,
+        }
+        for name, samples in cases.items():
+            out = _call("count_modes", fn, samples.clone(), centres.clone(), 0.15, 0.01)
+            expected = _count_modes(samples, centres, 0.15, 0.01)
+            try:
+                out = int(out)
+            except (TypeError, ValueError):
+                raise _Fail(f"{name}: return one int, the number of covered modes") from None
+            if out == expected:
+                continue
+            if out == _count_modes(samples, centres, 0.15, 0.01, share=False):
+                raise _Fail(
+                    f"{name}: got {out}, expected {expected}: a mode needs at least "
+                    "min_share * N samples; one stray sample does not cover it"
+                )
+            raise _Fail(f"{name}: got {out} covered modes, expected {expected}")
+
+    return _run("count_modes", body, "stray samples do not count as a covered mode")

@@ -27,6 +27,10 @@ from .forward import check_images
 __all__ = [
     "DigitClassifier",
     "DigitReport",
+    "GuidanceReport",
+    "guidance_report",
+    "real_guidance_report",
+    "within_class_distance",
     "digit_report",
     "frechet_distance",
     "load_classifier",
@@ -167,6 +171,88 @@ def mean_pairwise_distance(images: torch.Tensor) -> float:
     flat = images.detach().flatten(1).double().cpu()
     distances = torch.cdist(flat, flat)
     return (distances.sum() / (len(flat) * (len(flat) - 1))).item()
+
+
+def within_class_distance(images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Variety within classes: `mean_pairwise_distance` per class, averaged over the classes.
+
+    `images` may be images or any per-example features (N, ...).
+
+    Classes with fewer than 2 images are skipped. Introduced in: notebooks/08_conditioning.ipynb
+    """
+    if len(labels) != len(images):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    per_class = [
+        mean_pairwise_distance(images[labels == k])
+        for k in labels.unique().tolist()
+        if (labels == k).sum() >= 2
+    ]
+    if not per_class:
+        raise ValueError("need at least one class with 2 or more images")
+    return sum(per_class) / len(per_class)
+
+
+@dataclass
+class GuidanceReport:
+    """How well class-conditional samples obey their labels, and how varied and real they look."""
+
+    n: int
+    accuracy: float  # share the classifier reads as the digit asked for
+    confident: float  # share read as some digit with probability >= 0.9
+    variety: float  # within_class_distance of the classifier features, by the digit read
+    pixel_variety: float  # the same in pixels
+    frechet: float  # Frechet distance to all 10k real digits, as in digit_report
+    read: torch.Tensor  # (N,) the digit the classifier reads
+
+    def __str__(self) -> str:
+        return (
+            f"n={self.n}  accuracy {100 * self.accuracy:5.1f}%  variety {self.variety:5.2f} "
+            f"(pixels {self.pixel_variety:5.2f})  Frechet distance {self.frechet:6.1f}"
+        )
+
+
+def guidance_report(images: torch.Tensor, asked: torch.Tensor) -> GuidanceReport:
+    """Measure digits (N, 1, 28, 28) drawn for the labels `asked` (N,).
+
+    accuracy: read as the digit asked for. variety: the mean distance between two samples that
+    the classifier reads as the same digit, in its 128 features and in pixels. frechet: the
+    Frechet distance to the real digits, which depends on N (compare equal sizes; see
+    `real_guidance_report`). For real digits (asked = their labels) this gives the reference.
+    Introduced in: notebooks/08_conditioning.ipynb
+    """
+    if images.ndim != 4 or tuple(images.shape[1:]) != (1, 28, 28):
+        raise ValueError(f"expected digits of shape (N, 1, 28, 28), got {tuple(images.shape)}")
+    if asked.shape != (len(images),):
+        raise ValueError(f"asked must have shape ({len(images)},), got {tuple(asked.shape)}")
+    images = images.detach().cpu().clamp(-1, 1)
+    features, probs = _features_and_probs(images)
+    read = probs.argmax(1)
+    return GuidanceReport(
+        len(images),
+        (read == asked.cpu()).float().mean().item(),
+        (probs.max(1).values >= CONFIDENT).float().mean().item(),
+        within_class_distance(features, read),
+        within_class_distance(images, read),
+        frechet_distance(features, _real_features()),
+        read,
+    )
+
+
+def real_guidance_report(per_class: int, seed: int = 0) -> GuidanceReport:
+    """`guidance_report` of `per_class` real digits of each class, drawn with `seed`.
+
+    The reference for N = 10 * per_class samples: the Frechet distance of a finite sample is
+    biased upwards, so compare samples with real digits of the same size, over a few seeds.
+    Introduced in: notebooks/08_conditioning.ipynb
+    """
+    x0, labels = load_mnist()
+    generator = torch.Generator().manual_seed(seed)
+    picks = []
+    for k in range(10):
+        of_k = torch.nonzero(labels == k).flatten()  # every real digit k
+        picks.append(of_k[torch.randperm(len(of_k), generator=generator)[:per_class]])
+    index = torch.cat(picks)
+    return guidance_report(x0[index], labels[index])
 
 
 @functools.lru_cache(maxsize=8)

@@ -22,9 +22,10 @@ import torch
 from torch import nn
 
 from .data import load_mnist
-from .models import UNet
+from .models import TextConditionedUNet, UNet
+from .models.text import CLIP, ImageEncoder, TextEncoder, Tokenizer, train_clip
 from .schedules import NoiseSchedule
-from .training import EMA, train
+from .training import EMA, load_checkpoint, train
 from .weights import _manifest, load_bundled, save_bundled
 
 __all__ = ["RECIPES", "Pretrained", "load_pretrained", "train_pretrained"]
@@ -40,6 +41,40 @@ RECIPES = {
         lr=2e-3,
         ema_decay=0.999,
     ),
+    # the same network and recipe, told which digit to draw (label 10 = no label), with 10% of
+    # the labels dropped in training so that classifier-free guidance works
+    "digits_cond": dict(
+        model=dict(
+            in_channels=1, image_size=28, channels=(16, 32, 64), attention=True, num_classes=10
+        ),
+        schedule="cosine",
+        prediction="v",
+        num_steps=4000,
+        batch_size=128,
+        lr=2e-3,
+        ema_decay=0.999,
+        cond="labels",
+        p_uncond=0.1,
+    ),
+    # text to image (lesson 9): a CLIP-style pair trained contrastively on the captioned digits,
+    # then a U-Net with cross-attention to the frozen text encoder's token features
+    "text_digits": dict(
+        model=dict(
+            in_channels=3, image_size=32, channels=(16, 32, 64), attention=False, context_dim=64
+        ),
+        text_encoder=dict(dim=64, depth=2, num_heads=4),
+        image_encoder=dict(channels=(16, 32, 64)),
+        clip=dict(num_steps=600, batch_size=128, lr=2e-3),
+        num_images=30_000,
+        schedule="cosine",
+        prediction="v",
+        num_steps=12_000,
+        batch_size=64,
+        lr=2e-3,
+        ema_decay=0.999,
+        cond="captions",
+        p_uncond=0.1,
+    ),
 }
 
 
@@ -51,6 +86,7 @@ class Pretrained:
     schedule: NoiseSchedule
     prediction: str
     info: dict  # how it was trained (steps, minutes, hardware)
+    tokenizer: object | None = None  # for text models: turns prompts into `cond` tokens
 
 
 def _check_name(name: str) -> dict:
@@ -63,13 +99,44 @@ def load_pretrained(name: str = "digits") -> Pretrained:
     """Load bundled weights `name` (checksummed, weights_only) into a model in eval mode."""
     recipe = _check_name(name)
     payload = load_bundled(f"{name}.pt")
-    model = UNet(**payload["config"])
+    tokenizer = None
+    if "tokenizer" in payload:
+        tokenizer = Tokenizer(**payload["tokenizer"])
+        model = TextConditionedUNet(
+            UNet(**payload["config"]["unet"]), TextEncoder(**payload["config"]["text_encoder"])
+        )
+    else:
+        model = UNet(**payload["config"])
     state = {k: v.float() for k, v in payload["model"].items()}  # stored in float16
     model.load_state_dict(state)
     schedule = getattr(NoiseSchedule, payload["schedule"])()
     info = {k: v for k, v in _manifest()[f"{name}.pt"].items() if k != "sha256"}
     assert payload["prediction"] == recipe["prediction"], "weights and recipe disagree"
-    return Pretrained(model.eval().requires_grad_(False), schedule, payload["prediction"], info)
+    model = model.eval().requires_grad_(False)
+    return Pretrained(model, schedule, payload["prediction"], info, tokenizer)
+
+
+def _train_text_encoder(recipe: dict, images, tokens, vocab_size: int, seed: int, path):
+    """Train the CLIP pair on the captioned digits and return its (frozen) text encoder.
+
+    With `path` (beside a checkpoint), the trained encoder is saved there and reused on resume,
+    so a resumed U-Net run keeps reading exactly the same token features.
+    """
+    from pathlib import Path
+
+    text_encoder = TextEncoder(vocab_size, **recipe["text_encoder"])
+    if path is not None and Path(path).is_file():
+        text_encoder.load_state_dict(torch.load(path, weights_only=True))
+        return text_encoder
+    torch.manual_seed(seed)
+    clip = CLIP(text_encoder, ImageEncoder(**recipe["image_encoder"]))
+    for _ in train_clip(
+        clip, images, tokens, **recipe["clip"], generator=torch.Generator().manual_seed(seed)
+    ):
+        pass
+    if path is not None:
+        torch.save(text_encoder.state_dict(), path)
+    return text_encoder
 
 
 def train_pretrained(
@@ -84,12 +151,29 @@ def train_pretrained(
 
     recipe = _check_name(name)
     num_steps = num_steps or recipe["num_steps"]
-    torch.manual_seed(seed)
-    model = UNet(**recipe["model"])
+    start = time.perf_counter()
+    extra, tokenizer = {}, None
+    if recipe.get("cond") == "captions":
+        from .captions import VOCABULARY, make_captioned_digits
+
+        data = make_captioned_digits(recipe["num_images"], split="seen", source="train", seed=seed)
+        tokenizer = Tokenizer(VOCABULARY)
+        x0, cond = data.images, tokenizer.encode(data.captions)
+        side = None if checkpoint is None else f"{checkpoint}.text_encoder.pt"
+        text_encoder = _train_text_encoder(recipe, x0, cond, tokenizer.vocab_size, seed, side)
+        torch.manual_seed(seed)
+        model = TextConditionedUNet(UNet(**recipe["model"]), text_encoder)
+        extra["tokenizer"] = tokenizer.config
+    else:
+        torch.manual_seed(seed)
+        model = UNet(**recipe["model"])
+        x0, cond = load_mnist()
+    conditional = dict(cond=cond, p_uncond=recipe["p_uncond"]) if "cond" in recipe else {}
     ema = EMA(model, recipe["ema_decay"])
     schedule = getattr(NoiseSchedule, recipe["schedule"])()
-    x0, _ = load_mnist()
-    start = time.perf_counter()
+    resumed = 0
+    if checkpoint is not None and os.path.isfile(checkpoint):
+        resumed = int(load_checkpoint(checkpoint)["step"])
     for _ in train(
         model,
         x0,
@@ -99,13 +183,15 @@ def train_pretrained(
         lr=recipe["lr"],
         prediction=recipe["prediction"],
         ema=ema,
+        checkpoint=checkpoint,
         generator=torch.Generator().manual_seed(seed),
+        **conditional,
     ):
         pass
     minutes = (time.perf_counter() - start) / 60
-    config = {k: list(v) if isinstance(v, tuple) else v for k, v in model.config.items()}
     payload = {
-        "config": config,
+        "config": _plain(model.config),
+        **extra,
         "schedule": recipe["schedule"],
         "prediction": recipe["prediction"],
         "model": {k: v.half() for k, v in ema.model.state_dict().items()},
@@ -122,8 +208,16 @@ def train_pretrained(
         batch_size=recipe["batch_size"],
         minutes=round(minutes, 1),
         hardware=hardware,
+        **({"resumed_from_step": resumed} if resumed else {}),
     )
     return load_pretrained(name)
+
+
+def _plain(config):
+    """A config with tuples turned into lists, as stored in the weights file."""
+    if isinstance(config, dict):
+        return {k: _plain(v) for k, v in config.items()}
+    return list(config) if isinstance(config, tuple) else config
 
 
 def main() -> None:

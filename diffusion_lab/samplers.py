@@ -11,6 +11,11 @@ Samplers, and what a step costs (one model call each):
   probability-flow ODE (Lu et al. 2022);
 - `sample(...)`: one call that runs any of them and returns the final images.
 
+Every sampler takes `cond=` (labels or prompt tokens, for a conditional model) and
+`guidance_scale=` (classifier-free guidance, diffusers convention: 1 = plain conditional);
+with guidance, each step makes one batched call holding the conditional and the
+unconditional halves (see `conditioning.guided_output`).
+
 Introduced in: notebooks/04_reverse_process.ipynb (remove_noise), 05_training.ipynb,
 06_sampling.ipynb and 07_fast_sampling.ipynb
 """
@@ -25,6 +30,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from .conditioning import guided_output
 from .forward import eps_to_x0, q_posterior, v_to_eps, v_to_x0, x0_to_eps
 from .schedules import NoiseSchedule
 from .utils import randn
@@ -120,9 +126,15 @@ def remove_noise(
     return ddpm_step(xt, predicted_noise, t, schedule, noise=noise)[0]
 
 
-def _model_t(model: nn.Module, xt: torch.Tensor, t: int, cond) -> torch.Tensor:
+def _model_t(
+    model: nn.Module, xt: torch.Tensor, t: int, cond, guidance_scale: float = 1.0
+) -> torch.Tensor:
     t_batch = torch.full((len(xt),), t, device=xt.device, dtype=torch.long)
-    return model(xt, t_batch) if cond is None else model(xt, t_batch, cond)
+    if cond is None:
+        if guidance_scale != 1.0:
+            raise ValueError(f"guidance_scale={guidance_scale} needs a cond to guide towards")
+        return model(xt, t_batch)
+    return guided_output(model, xt, t_batch, cond, guidance_scale)
 
 
 @torch.no_grad()
@@ -133,6 +145,7 @@ def ddpm_sample(
     *,
     prediction: str = "eps",
     cond: torch.Tensor | None = None,
+    guidance_scale: float = 1.0,
     clip_x0: bool = True,
     generator: torch.Generator | None = None,
     progress: bool = True,
@@ -147,7 +160,7 @@ def ddpm_sample(
     xt = x_T
     timesteps = range(len(schedule) - 1, -1, -1)
     for i, t in enumerate(tqdm(timesteps, disable=not progress, desc="DDPM sampling")):
-        output = _model_t(model, xt, t, cond)
+        output = _model_t(model, xt, t, cond, guidance_scale)
         alpha_bar_t = schedule.at(schedule.alpha_bar, t, like=xt)
         eps_hat, _ = predict_eps_x0(output, xt, alpha_bar_t, prediction)
         noise = (
@@ -202,6 +215,7 @@ def ddim_sample(
     spacing: Literal["trailing", "linspace", "leading"] = "trailing",
     prediction: str = "eps",
     cond: torch.Tensor | None = None,
+    guidance_scale: float = 1.0,
     clip_x0: bool = True,
     generator: torch.Generator | None = None,
     progress: bool = True,
@@ -215,7 +229,7 @@ def ddim_sample(
     timesteps = schedule.timesteps(num_steps, spacing).tolist()
     xt = x_T
     for i, t in enumerate(tqdm(timesteps, disable=not progress, desc="DDIM sampling")):
-        output = _model_t(model, xt, t, cond)
+        output = _model_t(model, xt, t, cond, guidance_scale)
         a_t = schedule.alpha_bar[t].to(xt.device)
         a_prev = schedule.alpha_bar[timesteps[i + 1]] if i + 1 < len(timesteps) else 1.0
         eps_hat, _ = predict_eps_x0(output, xt, a_t, prediction)
@@ -301,6 +315,7 @@ def dpm_solver_sample(
     spacing: Literal["trailing", "linspace", "leading"] = "trailing",
     prediction: str = "eps",
     cond: torch.Tensor | None = None,
+    guidance_scale: float = 1.0,
     clip_x0: bool = True,
     stochastic: bool = False,
     generator: torch.Generator | None = None,
@@ -321,7 +336,7 @@ def dpm_solver_sample(
     timesteps = schedule.timesteps(num_steps, spacing).tolist()
     xt, x0_last, a_last = x_T, None, None
     for i, t in enumerate(tqdm(timesteps, disable=not progress, desc="DPM-Solver++(2M)")):
-        output = _model_t(model, xt, t, cond)
+        output = _model_t(model, xt, t, cond, guidance_scale)
         a_t = schedule.alpha_bar[t].to(xt.device)
         _, x0_hat = predict_eps_x0(output, xt, a_t, prediction)
         if clip_x0:
@@ -350,6 +365,7 @@ def sample(
     eta: float | None = None,
     prediction: str = "eps",
     cond: torch.Tensor | None = None,
+    guidance_scale: float = 1.0,
     clip_x0: bool = True,
     generator: torch.Generator | None = None,
     progress: bool = True,
@@ -361,7 +377,13 @@ def sample(
     "dpm_solver" (DPM-Solver++(2M)) or "dpm_solver_sde" (its stochastic form). num_steps defaults
     to T for "ddpm", 50 for "ddim" and 20 for the solvers; each step is one model call.
     """
-    common = dict(prediction=prediction, cond=cond, clip_x0=clip_x0, progress=progress)
+    common = dict(
+        prediction=prediction,
+        cond=cond,
+        guidance_scale=guidance_scale,
+        clip_x0=clip_x0,
+        progress=progress,
+    )
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
     if sampler == "ddpm":

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .conditioning import drop_cond, null_cond
 from .forward import q_sample, v_target
 from .schedules import NoiseSchedule
 from .utils import randn
@@ -51,6 +52,7 @@ def diffusion_loss(
     *,
     prediction: Prediction = "eps",
     cond: torch.Tensor | None = None,
+    p_uncond: float = 0.0,
     t: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     reduction: Literal["mean", "none"] = "mean",
@@ -58,7 +60,9 @@ def diffusion_loss(
     """The denoising loss of Ho et al. (2020), Algorithm 1, for an eps-, x0- or v-predicting model.
 
     Timesteps are drawn uniformly unless `t` (B,) is given (to measure the loss per timestep);
-    `reduction="none"` returns one loss per example, shape (B,).
+    `reduction="none"` returns one loss per example, shape (B,). With `cond`, a share `p_uncond`
+    of the conditions is replaced by the model's null condition, so the same network also learns
+    the unconditional model that classifier-free guidance needs (notebooks/08_conditioning).
     """
     _check_prediction(prediction)
     if reduction not in ("mean", "none"):
@@ -67,6 +71,10 @@ def diffusion_loss(
         t = schedule.sample_t(len(x0), generator=generator, device=x0.device)  # (B,)
     eps = randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     xt = q_sample(x0, t, schedule, eps)
+    if cond is not None and p_uncond > 0:
+        cond = drop_cond(cond, null_cond(model, cond), p_uncond, generator=generator)
+    elif cond is None and p_uncond > 0:
+        raise ValueError("p_uncond drops conditions, but no cond was given")
     output = model(xt, t) if cond is None else model(xt, t, cond)
     if prediction == "eps":
         target = eps
@@ -192,6 +200,8 @@ def train(
     lr: float = 2e-3,
     warmup_steps: int = 100,
     prediction: Prediction = "eps",
+    cond: torch.Tensor | None = None,
+    p_uncond: float = 0.0,
     ema: EMA | None = None,
     max_minutes: float | None = None,
     checkpoint: str | Path | None = None,
@@ -200,6 +210,9 @@ def train(
     progress: bool = True,
 ) -> Iterator[TrainStep]:
     """Train `model` on `data` (N, *D) with Adam and yield a TrainStep after every step.
+
+    For a conditional model pass `cond` (N, ...), one condition per example (labels, or tokens),
+    and `p_uncond`, the share of conditions dropped for classifier-free guidance.
 
     The notebook owns plotting and stopping (`itertools.islice`, or `break`). Batches are
     drawn with `generator`, whose state goes into the checkpoint, so with `checkpoint=` a rerun
@@ -214,6 +227,8 @@ def train(
     _check_prediction(prediction)
     if data.ndim < 2 or len(data) == 0:
         raise ValueError(f"data must be a non-empty tensor (N, *D), got shape {tuple(data.shape)}")
+    if cond is not None and len(cond) != len(data):
+        raise ValueError(f"cond has {len(cond)} rows but data has {len(data)}: one per example")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -253,9 +268,17 @@ def train(
         while step < num_steps:
             index = torch.randint(len(data), (batch_size,), generator=generator)
             x0 = data[index].to(device)
+            c = None if cond is None else cond[index].to(device)
             t = schedule.sample_t(batch_size, generator=generator, device=device)
             loss = diffusion_loss(
-                model, x0, schedule, prediction=prediction, t=t, generator=generator
+                model,
+                x0,
+                schedule,
+                prediction=prediction,
+                cond=c,
+                p_uncond=p_uncond,
+                t=t,
+                generator=generator,
             )
             if not torch.isfinite(loss):
                 failed = True

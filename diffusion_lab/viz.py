@@ -24,6 +24,7 @@ __all__ = [
     "plot_chain",
     "plot_histogram",
     "plot_points",
+    "points_frame",
     "plot_schedules",
     "show_images",
 ]
@@ -191,6 +192,41 @@ def plot_points(x: torch.Tensor, *, ax: Axes | None = None, **scatter_kwargs) ->
     ax.scatter(x[:, 0], x[:, 1], **scatter_kwargs)
     ax.set_aspect("equal")
     return ax
+
+
+def points_frame(
+    point_sets: Sequence[torch.Tensor],
+    *,
+    titles: Sequence[str] | None = None,
+    lim: float = 1.2,
+    size: float = 2.4,
+    dpi: int = 60,
+    reference: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Draw point clouds (N, 2) side by side and return the picture as an image (3, H, W).
+
+    The result is in [-1, 1] like every image of the course, so a list of them can feed
+    `widgets.FrameSlider` (an animation of samples during training). `reference`, optional,
+    is drawn in light grey behind every panel (the data).
+    Introduced in: notebooks/12_why_diffusion.ipynb
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(size * len(point_sets), size), dpi=dpi)
+    FigureCanvasAgg(fig)
+    for i, points in enumerate(point_sets):
+        ax = fig.add_subplot(1, len(point_sets), i + 1)
+        if reference is not None:
+            plot_points(reference, ax=ax, s=1, color="0.85")
+        plot_points(points, ax=ax, s=1, color=f"C{i}")
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[])
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+    fig.tight_layout()
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]  # (H, W, 3) uint8
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() / 127.5 - 1
 
 
 class LossPlot:

@@ -11,6 +11,7 @@ Introduced in: notebooks/02_forward_process.ipynb
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 
 import ipywidgets as widgets
@@ -20,12 +21,19 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .forward import check_images, q_sample
-from .samplers import Trajectory
+from .samplers import Trajectory, sample
 from .schedules import SCHEDULES, NoiseSchedule
 from .utils import png_bytes, randn
 from .viz import grid_array, plot_schedules
 
-__all__ = ["FrameSlider", "ReverseWalkthrough", "ScheduleComparison", "TimestepExplorer"]
+__all__ = [
+    "FrameSlider",
+    "GuidanceExplorer",
+    "PromptExplorer",
+    "ReverseWalkthrough",
+    "ScheduleComparison",
+    "TimestepExplorer",
+]
 
 
 def _prepare(x0: torch.Tensor, device, noise, generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -325,3 +333,178 @@ class ReverseWalkthrough(_PngSlider):
             f"x<sub>t</sub>, right: the model's guess of x<sub>0</sub> from it &nbsp;|&nbsp; "
             f"correlation with the finished images: {self.closeness[k]:.2f}"
         )
+
+
+class GuidanceExplorer(widgets.VBox):
+    """A guidance-scale slider and a class picker over samples computed beforehand.
+
+    `images` (S, K, N, C, H, W): N samples for each of K classes at each of S guidance scales
+    (`scales`, S floats), best made from the same starting noise at every scale so the slider
+    changes only the guidance. `read` (S, K, N), optional: the class a classifier reads in each
+    sample, for a caption of how many of the samples shown came out as asked. `notes`, optional:
+    one line per scale for the caption (the measured variety, say). The picker shows one class
+    (all N samples) or "all" (the first `per_row` samples of every class, one row each). A
+    picture is encoded the first time it is shown and then kept, so moving back is instant.
+    Introduced in: notebooks/08_conditioning.ipynb
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        scales,
+        *,
+        read: torch.Tensor | None = None,
+        notes=None,
+        class_names=None,
+        per_row: int = 8,
+        scale: int = 3,
+    ):
+        if images.ndim != 6:
+            raise ValueError(
+                "images must be (S scales, K classes, N samples, C, H, W), "
+                f"got {tuple(images.shape)}"
+            )
+        scales = [float(w) for w in scales]
+        S, K, N = images.shape[:3]
+        if len(scales) != S:
+            raise ValueError(f"{S} groups of images but {len(scales)} guidance scales")
+        if read is not None and tuple(read.shape) != (S, K, N):
+            raise ValueError(f"read must have shape {(S, K, N)}, got {tuple(read.shape)}")
+        if notes is not None and len(notes) != S:
+            raise ValueError(f"give one note per guidance scale: {S} scales, {len(notes)} notes")
+        self.notes = notes
+        check_images(images.flatten(0, 2), "images")
+        self.images, self.scales, self.read = images.cpu(), scales, read
+        self.class_names = [str(k) for k in range(K)] if class_names is None else class_names
+        self.per_row, self.scale, self._cache = per_row, scale, {}
+        self.slider = widgets.SelectionSlider(
+            options=[(f"{w:g}", w) for w in scales], value=scales[0], description="guidance w",
+            continuous_update=True,
+        )  # fmt: skip
+        self.picker = widgets.ToggleButtons(
+            options=[("all", -1)] + [(name, k) for k, name in enumerate(self.class_names)],
+            value=-1,
+            description="class",
+            style={"button_width": "42px"},
+        )
+        self.image = _image()
+        self.info = widgets.HTML()
+        self.slider.observe(self._on_change, names="value")
+        self.picker.observe(self._on_change, names="value")
+        super().__init__([self.slider, self.picker, self.image, self.info])
+        self._on_change()
+
+    def frame(self, w: float, k: int = -1) -> bytes:
+        """The PNG for guidance scale `w` and class `k` (-1: every class, one row each)."""
+        i = self.scales.index(float(w))
+        if (i, k) not in self._cache:
+            if k < 0:
+                grid = self.images[i, :, : self.per_row].flatten(0, 1)
+                nrow = min(self.per_row, self.images.shape[2])
+            else:
+                grid, nrow = self.images[i, k], self.per_row
+            self._cache[i, k] = png_bytes(grid_array(grid, nrow=nrow, scale=self.scale))
+        return self._cache[i, k]
+
+    def _on_change(self, change=None) -> None:
+        w, k = self.slider.value, self.picker.value
+        self.image.value = self.frame(w, k)
+        i = self.scales.index(w)
+        caption = f"guidance scale w = {w:g}"
+        if self.read is not None:
+            asked = torch.arange(self.read.shape[1])[:, None]
+            hits = self.read[i] == asked  # (K, N)
+            hits = hits[:, : self.per_row] if k < 0 else hits[k]  # the samples on show
+            caption += (
+                f" &nbsp;|&nbsp; the classifier reads {int(hits.sum())} of these {hits.numel()} "
+                "as the class asked for"
+            )
+        if self.notes is not None:
+            caption += f" &nbsp;|&nbsp; {self.notes[i]}"
+        self.info.value = caption
+
+
+class PromptExplorer(widgets.VBox):
+    """Type a prompt, press the button, see a grid of images from a text-to-image model.
+
+    `model` follows the course contract with prompt tokens as `cond`; `tokenizer.encode` turns
+    text into tokens (an unknown word is reported under the picture, with the known words).
+    Every prompt starts from the same `n` noises (drawn once from `seed`), so two prompts differ
+    only by their words. Results are kept per (prompt, guidance scale): asking again is instant.
+    Pressing Enter in the box or moving the guidance slider draws too. Headless use: set
+    `.text.value` or `.guidance.value` (each draws), or call `.generate()`.
+    Introduced in: notebooks/09_text_to_image.ipynb
+    """
+
+    def __init__(
+        self,
+        model,
+        schedule: NoiseSchedule,
+        tokenizer,
+        *,
+        prompt: str = "",
+        n: int = 8,
+        scales=(1.0, 2.0, 3.0, 5.0),
+        guidance_scale: float = 3.0,
+        prediction: str = "eps",
+        sampler: str = "dpm_solver_sde",
+        num_steps: int = 20,
+        nrow: int = 8,
+        scale: int = 3,
+        seed: int = 0,
+    ):
+        device = next(model.parameters()).device
+        shape = getattr(model, "input_shape", None)
+        if shape is None:
+            raise ValueError("model needs an input_shape (C, H, W), as the course's U-Nets have")
+        self.model, self.schedule, self.tokenizer = model, schedule, tokenizer
+        self.options = dict(prediction=prediction, sampler=sampler, num_steps=num_steps)
+        self.nrow, self.scale, self.seed, self._cache = nrow, scale, seed, {}
+        scales = [float(w) for w in scales]
+        if float(guidance_scale) not in scales:
+            raise ValueError(f"guidance_scale {guidance_scale} must be one of scales {scales}")
+        self.x_T = randn((n, *shape), generator=torch.Generator().manual_seed(seed)).to(device)
+        self.text = widgets.Text(value=prompt, description="prompt", continuous_update=False)
+        self.guidance = widgets.SelectionSlider(
+            options=[(f"{w:g}", w) for w in scales],
+            value=float(guidance_scale),
+            description="guidance w",
+        )
+        self.button = widgets.Button(description="generate", button_style="primary")
+        self.button.on_click(lambda _: self.generate())
+        self.text.observe(lambda _: self.generate(), names="value")  # Enter in the text box
+        self.guidance.observe(lambda _: self.generate(), names="value")
+        self.image = _image()
+        self.info = widgets.HTML()
+        controls = widgets.HBox([self.text, self.button])
+        super().__init__([controls, self.guidance, self.image, self.info])
+        if prompt:
+            self.generate()
+
+    def images(self, prompt: str, guidance_scale: float) -> torch.Tensor:
+        """The n images for `prompt` at `guidance_scale` (computed once, then cached)."""
+        key = (" ".join(prompt.lower().split()), float(guidance_scale))
+        if key not in self._cache:
+            tokens = self.tokenizer.encode([key[0]] * len(self.x_T)).to(self.x_T.device)
+            self._cache[key] = sample(
+                self.model, self.schedule, self.x_T, cond=tokens, guidance_scale=key[1],
+                generator=torch.Generator(self.x_T.device).manual_seed(self.seed + 1),
+                progress=False, **self.options,
+            ).cpu()  # fmt: skip
+        return self._cache[key]
+
+    def generate(self) -> None:
+        """Draw the images for the current prompt and guidance scale."""
+        prompt, w = self.text.value, self.guidance.value
+        self.info.value = f"drawing <b>{html.escape(prompt)}</b> ..."
+        try:
+            images = self.images(prompt, w)
+        except ValueError as error:  # an unknown word, or a prompt too long
+            self.info.value = (
+                f"<b>cannot draw this prompt</b>: {html.escape(str(error))} (the picture above "
+                "is the last prompt that worked)"
+            )
+            return
+        self.image.value = png_bytes(grid_array(images, nrow=self.nrow, scale=self.scale))
+        shown = html.escape(prompt) if prompt.strip() else "(empty prompt: no condition)"
+        self.info.value = f"<b>{shown}</b> &nbsp;|&nbsp; guidance w = {w:g}"

@@ -71,7 +71,14 @@ CASES = [
         "06_reverse_walkthrough.png",
         ("ArrowRight",) * 6 + ("End",),
     ),
-    # Add the next lessons' widgets here (lesson 8's guidance slider) once their notebooks exist.
+    # GuidanceExplorer: a selection slider over the guidance scales (3 of them in FAST mode)
+    Case(
+        "08_conditioning.ipynb",
+        "guidance w",
+        0,
+        "08_guidance_explorer.png",
+        ("ArrowRight", "Home", "End"),
+    ),
 ]
 
 LAB_SETTINGS = {  # JupyterLab user settings for the test server

@@ -84,6 +84,57 @@ def _ddim_with_a_t(xt, eps_hat, a, a_prev):
     return a**0.5 * x0_hat + (1 - a) ** 0.5 * eps_hat
 
 
+def _drop_keeping_p(labels, p, null, g):
+    return torch.where(torch.rand(len(labels), generator=g) < 1 - p, null, labels)
+
+
+def _drop_in_place(labels, p, null, g):
+    labels[torch.rand(len(labels), generator=g) < p] = null
+    return labels
+
+
+def _drop_to_zero(labels, p, null, g):
+    return torch.where(torch.rand(len(labels), generator=g) < p, 0, labels)
+
+
+def _guided_swapped(model, xt, t, labels, w, null):
+    out = model(
+        torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([labels, torch.full_like(labels, null)])
+    )
+    u, c = out.chunk(2)
+    return u + w * (c - u)
+
+
+def _guided_without_repeating_t(model, xt, t, labels, w, null):
+    out = model(torch.cat([xt, xt]), t, torch.cat([torch.full_like(labels, null), labels]))
+    u, c = out.chunk(2)
+    return u + w * (c - u)
+
+
+def _guided_labels_twice(model, xt, t, labels, w, null):
+    out = model(torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([labels, labels]))
+    u, c = out.chunk(2)
+    return u + w * (c - u)
+
+
+def _guided_two_calls(model, xt, t, labels, w, null):
+    u, c = model(xt, t, torch.full_like(labels, null)), model(xt, t, labels)
+    return u + w * (c - u)
+
+
+def test_guidance_in_two_calls_fails_with_the_reason():
+    result = ex.check_guided_prediction(_guided_two_calls)
+    assert not result.passed and "2 model calls" in result.message
+
+
+def test_label_dropout_that_ignores_the_generator_passes_with_a_note():
+    def drop(labels, p, null, g):
+        return torch.where(torch.rand(len(labels)) < p, null, labels)
+
+    result = ex.check_drop_labels(drop)
+    assert result.passed and "generator" in result.message
+
+
 WRONG = [
     (
         ex.check_gaussian_noise,
@@ -238,6 +289,55 @@ WRONG = [
     (ex.check_trailing_timesteps, lambda n, T: torch.arange(n - 1, -1, -1) * (T // n), "leading"),
     (ex.check_slerp, lambda a, b, w: (1 - w) * a + w * b, "straight blend"),
     (ex.check_slerp, _slerp_without_arccos, "arccos"),
+    (ex.check_cfg_combine, lambda u, c, w: (1 + w) * c - w * u, "paper's convention"),
+    (ex.check_cfg_combine, lambda u, c, w: c + w * (u - c), "swapped"),
+    (ex.check_cfg_combine, lambda u, c, w: u + w * c, "along the difference"),
+    (ex.check_drop_labels, _drop_keeping_p, "1 - p_uncond"),
+    (ex.check_drop_labels, _drop_in_place, "changed the labels"),
+    (ex.check_drop_labels, _drop_to_zero, "null_label"),
+    (ex.check_guided_prediction, _guided_swapped, "swapped"),
+    (ex.check_guided_prediction, _guided_labels_twice, "both halves got the labels"),
+    (ex.check_cfg_combine, lambda u, c, w: u + w * (u - c), "wrong way"),
+    (
+        ex.check_drop_labels,
+        lambda y, p, n, g: torch.where(torch.rand(len(y), generator=g) < p, 10.0, y.float()),
+        "integers",
+    ),
+    (ex.check_tokenize, lambda s, v, n: ex._tokenize(s, v, n, bos=False), "<bos>"),
+    (
+        ex.check_generator_loss,
+        lambda lg: torch.nn.functional.softplus(lg).mean() * -1,
+        "saturating",
+    ),
+    (ex.check_generator_loss, lambda lg: torch.nn.functional.softplus(-lg).sum(), "mean"),
+    (ex.check_energy_distance, lambda a, b: ex._energy(a, b, factor=1.0), "counts twice"),
+    (ex.check_energy_distance, lambda a, b: ex._energy(a, b, within=False), "spreads within"),
+    (
+        ex.check_count_modes,
+        lambda s, c, r, m: ex._count_modes(s, c, r, m, share=False),
+        "one stray sample",
+    ),
+    (ex.check_tokenize, lambda s, v, n: ex._tokenize(s, v, n, offset=0), "start at 2"),
+    (ex.check_contrastive_loss, lambda lg: ex._contrastive(lg, both=False), "one direction"),
+    (ex.check_contrastive_loss, lambda lg: 2 * ex._contrastive(lg), "summed"),
+    (ex.check_cross_attention, lambda q, k, v: ex._attention(q, k, v, scale=False), "sqrt(d)"),
+    (
+        ex.check_cross_attention,
+        lambda q, k, v: torch.softmax(q @ k.transpose(-2, -1) / 8**0.5, -1) @ v,
+        "not a fixed number",
+    ),
+    (
+        ex.check_contrastive_loss,
+        lambda lg: ex._contrastive(torch.softmax(lg, dim=1)),
+        "raw logits",
+    ),
+    (
+        ex.check_tokenize,
+        lambda s, v, n: ex._tokenize(s, v, n).int(),
+        "LongTensor",
+    ),
+    (ex.check_cross_attention, lambda q, k, v: ex._attention(q, k, v, dim=1), "over the tokens"),
+    (ex.check_guided_prediction, _guided_without_repeating_t, "repeat t"),
     (ex.check_mean_pairwise_distance, _pairwise_without_flatten, "flatten each image"),
     (ex.check_reverse_loop, _loop_skipping_the_last_step, "stops too early"),
     (ex.check_ddim_step, _ddim_returning_a_tuple, "return only x_s"),

@@ -6,8 +6,11 @@ from diffusion_lab.data import load_mnist
 from diffusion_lab.metrics import (
     digit_report,
     frechet_distance,
+    guidance_report,
     load_classifier,
+    real_guidance_report,
     reference_report,
+    within_class_distance,
 )
 
 
@@ -76,3 +79,35 @@ def test_paired_and_pairwise_distances_on_known_cases():
         paired_distance(a, b[:2])
     with pytest.raises(ValueError, match="at least 2 images"):
         mean_pairwise_distance(a[:1])
+
+
+def test_guidance_report_on_real_digits_and_on_wrong_labels():
+    x0, labels = load_mnist()
+    x0, labels = x0[:300], labels[:300]
+    real = guidance_report(x0, labels)
+    assert real.accuracy > 0.97 and real.n == 300 and real.read.shape == (300,)
+    wrong = guidance_report(x0, (labels + 1) % 10)
+    assert wrong.accuracy < 0.03  # asked for the next digit: almost never right
+    copies = x0[:1].expand(20, -1, -1, -1)
+    copied = guidance_report(copies, torch.zeros(20, dtype=torch.long))
+    assert copied.variety == 0 and copied.pixel_variety == 0
+    assert "accuracy" in str(real)
+    with pytest.raises(ValueError, match="asked must have shape"):
+        guidance_report(x0, labels[:5])
+
+
+def test_real_reference_draws_per_class_and_depends_on_the_seed():
+    a, b = real_guidance_report(5, seed=0), real_guidance_report(5, seed=1)
+    assert a.n == 50 and torch.bincount(a.read, minlength=10).min() >= 3
+    assert a.accuracy > 0.9 and a.frechet != b.frechet
+    assert real_guidance_report(5, seed=0).frechet == a.frechet
+
+
+def test_within_class_distance_averages_classes_and_skips_singletons():
+    a = torch.zeros(3, 1, 2, 2)
+    b = torch.stack([torch.zeros(1, 2, 2), torch.ones(1, 2, 2)])  # distance 2 apart
+    images = torch.cat([a, b, torch.ones(1, 1, 2, 2)])
+    labels = torch.tensor([0, 0, 0, 1, 1, 2])  # class 2 has one image: skipped
+    assert within_class_distance(images, labels) == pytest.approx((0 + 2) / 2)
+    with pytest.raises(ValueError, match="2 or more"):
+        within_class_distance(images[:1], labels[:1])

@@ -1,13 +1,18 @@
 import pytest
 import torch
 
-from diffusion_lab.metrics import digit_report
+from diffusion_lab.metrics import digit_report, guidance_report
 from diffusion_lab.pretrained import RECIPES, load_pretrained
-from diffusion_lab.samplers import ddim_sample, last
+from diffusion_lab.samplers import ddim_sample, last, sample
 
 # measured for the bundled weights: about 82% of 300 samples confident with 20 DDIM steps;
 # 64 samples vary by about +-5 points, so 60% leaves room while still failing for a broken model
 CONFIDENT_AT_LEAST = 0.6
+# measured for the bundled weights with these exact calls: 40/40 digits right and 32/32 prompts
+# entirely right (benchmarks: 100% and 98% at w = 3 on 500 and 300); the bounds leave room for
+# another torch build's numerics while still failing for a broken or untrained model
+CLASS_ACCURACY_AT_LEAST = 0.9
+TEXT_ALL_AT_LEAST = 0.8
 
 
 def test_bundled_digit_model_makes_digits_the_classifier_recognises():
@@ -34,3 +39,40 @@ def test_bundled_digit_model_makes_digits_the_classifier_recognises():
 def test_unknown_pretrained_name_lists_the_available_ones():
     with pytest.raises(ValueError, match="unknown pretrained model 'cats'; available: digits"):
         load_pretrained("cats")
+
+
+def _guided_samples(bundle, cond, shape):
+    """10 steps of DPM-Solver++(2M) with guidance 3 from fixed noise."""
+    x_T = torch.randn(len(cond), *shape, generator=torch.Generator().manual_seed(0))
+    return sample(
+        bundle.model,
+        bundle.schedule,
+        x_T,
+        sampler="dpm_solver",
+        num_steps=10,
+        prediction=bundle.prediction,
+        cond=cond,
+        guidance_scale=3.0,
+        progress=False,
+    )
+
+
+def test_bundled_class_conditional_model_draws_the_digit_asked_for():
+    bundle = load_pretrained("digits_cond")
+    assert bundle.model.label_emb.null_label == 10 and bundle.tokenizer is None
+    asked = torch.arange(10).repeat_interleave(4)
+    report = guidance_report(_guided_samples(bundle, asked, (1, 28, 28)), asked)
+    assert report.accuracy >= CLASS_ACCURACY_AT_LEAST, str(report)
+
+
+def test_bundled_text_model_follows_its_prompts():
+    from diffusion_lab.captions import adherence, all_combinations, caption
+
+    bundle = load_pretrained("text_digits")
+    combos = all_combinations("seen")[::9]  # 32 prompts spread over the seen combinations
+    tokens = bundle.tokenizer.encode([caption(*c) for c in combos])
+    digits, colours, sizes, places = zip(*combos)
+    images = _guided_samples(bundle, tokens, (3, 32, 32))
+    scores = adherence(images, torch.tensor(digits), colours, sizes, places)
+    assert scores["colour"] >= 0.9 and scores["place"] >= 0.9, scores
+    assert scores["all"] >= TEXT_ALL_AT_LEAST, scores

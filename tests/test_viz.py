@@ -70,3 +70,18 @@ def test_loss_plot_collects_and_draws():
     ax = plot.figure().axes[0]
     assert len(ax.get_lines()) == 2  # raw and running mean
     assert ax.get_lines()[1].get_ydata()[0] == sum(1 / (i + 1) for i in range(5)) / 5
+
+
+def test_points_frame_draws_panels_as_an_image_in_range():
+    from diffusion_lab.viz import points_frame
+
+    points = torch.zeros(50, 2)
+    one = points_frame([points], dpi=40, size=2.0)
+    two = points_frame([points, points + 0.5], titles=["a", "b"], dpi=40, size=2.0)
+    assert one.shape == (3, 80, 80) and two.shape == (3, 80, 160)
+    assert one.min() >= -1 and one.max() <= 1
+    assert (one < 0.9).any()  # something was drawn on the white page
+    blank = points_frame([torch.full((5, 2), 10.0)], dpi=40, size=2.0)  # outside the limits
+    assert (one < 0.9).sum() > (blank < 0.9).sum()
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        points_frame([torch.zeros(5, 3)])

@@ -124,3 +124,75 @@ def test_reverse_walkthrough_shows_xt_beside_the_x0_guess_and_names_the_stage():
     assert abs(final - expected).max() < 0.01  # the oracle's run ends on the digits
     with pytest.raises(TypeError, match="give a Trajectory"):
         widgets.ReverseWalkthrough(x0)
+
+
+def test_guidance_explorer_moves_between_scales_and_classes_headless():
+    # 3 scales x 2 classes x 4 samples; each (scale, class) a distinct constant grey
+    values = torch.linspace(-1, 1, 6).view(3, 2, 1, 1, 1, 1)
+    images = values.expand(3, 2, 4, 1, 4, 4).clone()
+    read = torch.tensor([[[0, 0, 1, 1], [1, 1, 1, 1]]] * 3)  # class 0: 2 of 4 read right
+    notes = ["variety 30", "variety 25", "variety 20"]
+    explorer = widgets.GuidanceExplorer(
+        images, [0, 1, 3], read=read, notes=notes, per_row=2, scale=1
+    )
+    assert explorer.picker.value == -1  # starts on "all classes"
+    all_view = grid_array(images[0, :, :2].flatten(0, 1), nrow=2)  # 2 per class on show
+    assert _decode(explorer.image.value).shape[:2] == all_view.shape[:2]
+    assert "4 of these 4" in explorer.info.value and "w = 0" in explorer.info.value
+    assert "variety 30" in explorer.info.value
+    explorer.picker.value = 0
+    assert "2 of these 4" in explorer.info.value
+    explorer.slider.value = 3.0
+    assert explorer.image.value == explorer.frame(3.0, 0) and "variety 20" in explorer.info.value
+    shown = _decode(explorer.image.value)  # the grid of scale 3, class 0: value 1/3 as grey
+    inner = shown[2:6, 2:6]  # first image, inside the padding (grey PNG: 2-D)
+    assert abs(inner.mean() - (values[2, 0].item() + 1) / 2) < 0.01
+    assert explorer.frame(3.0, 0) is explorer.frame(3.0, 0)  # encoded once, then cached
+    with pytest.raises(ValueError, match="S scales, K classes"):
+        widgets.GuidanceExplorer(images[0], [0, 1])
+    with pytest.raises(ValueError, match="3 groups of images but 2"):
+        widgets.GuidanceExplorer(images, [0, 1])
+    with pytest.raises(ValueError, match="read must have shape"):
+        widgets.GuidanceExplorer(images, [0, 1, 3], read=read[:, :1])
+    with pytest.raises(ValueError, match="one note per guidance scale"):
+        widgets.GuidanceExplorer(images, [0, 1, 3], notes=notes[:2])
+
+
+def test_prompt_explorer_draws_caches_and_reports_unknown_words():
+    from torch import nn
+
+    from diffusion_lab.models import TextConditionedUNet, UNet
+    from diffusion_lab.models.text import TextEncoder, Tokenizer
+
+    torch.manual_seed(0)
+    tokenizer = Tokenizer(["a", "red", "blue", "7"], max_length=5)
+    unet = UNet(3, image_size=8, channels=(8, 16), context_dim=16)
+    for m in unet.modules():  # switch the cross-attention on, so the words matter
+        if type(m).__name__ == "CrossAttention":
+            nn.init.normal_(m.attn.out_proj.weight, std=0.5)
+    nn.init.normal_(unet.conv_out.weight, std=0.1)
+    model = TextConditionedUNet(unet, TextEncoder(tokenizer.vocab_size, max_length=5, dim=16))
+    explorer = widgets.PromptExplorer(
+        model.eval(), NoiseSchedule.cosine(50), tokenizer, prompt="a red 7", n=4, num_steps=3,
+        scales=(1.0, 3.0), guidance_scale=3.0, scale=1,
+    )  # fmt: skip
+    red = explorer.image.value
+    assert red and "a red 7" in explorer.info.value and "w = 3" in explorer.info.value
+    assert _decode(red).shape[:2] == grid_array(torch.zeros(4, 3, 8, 8), nrow=8).shape[:2]
+    explorer.text.value = "a blue 7"  # setting the text draws (Enter in the browser)
+    assert explorer.image.value != red  # other words, same noises: other images
+    assert len(explorer._cache) == 2
+    explorer.text.value = "A  red 7"  # the same prompt: served from the cache
+    explorer.generate()
+    assert explorer.image.value == red and len(explorer._cache) == 2
+    explorer.text.value = "a green 7"
+    explorer.generate()
+    assert "cannot draw" in explorer.info.value and "green" in explorer.info.value
+    assert explorer.image.value == red  # the last good picture stays
+    explorer.text.value = "a red 7"
+    explorer.guidance.value = 1.0  # moving the slider draws at the new scale
+    assert "w = 1" in explorer.info.value and len(explorer._cache) == 3
+    explorer.text.value = ""
+    assert "empty prompt" in explorer.info.value
+    with pytest.raises(ValueError, match="must be one of scales"):
+        widgets.PromptExplorer(model, NoiseSchedule.cosine(50), tokenizer, guidance_scale=4.0)

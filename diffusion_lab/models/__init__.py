@@ -1,6 +1,6 @@
 """Models that follow the course's one contract: `model(xt, t, cond=None) -> Tensor like xt`."""
 
-from .embeddings import SinusoidalEmbedding, TimeMLP
-from .unet import UNet
+from .embeddings import LabelEmbedding, SinusoidalEmbedding, TimeMLP
+from .unet import TextConditionedUNet, UNet
 
-__all__ = ["SinusoidalEmbedding", "TimeMLP", "UNet"]
+__all__ = ["LabelEmbedding", "SinusoidalEmbedding", "TextConditionedUNet", "TimeMLP", "UNet"]

@@ -44,3 +44,39 @@ class TimeMLP(nn.Module):
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.embed(t))
+
+
+class LabelEmbedding(nn.Module):
+    """A learned vector per class label, plus one reserved for "no label" (the null label).
+
+    labels (B,) long in [0, num_classes] -> (B, dim); index `num_classes` is the null label
+    that classifier-free guidance trains with (Ho & Salimans 2022) and samples against.
+    Introduced in: notebooks/08_conditioning.ipynb
+    """
+
+    def __init__(self, num_classes: int, dim: int):
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.num_classes = num_classes
+        self.embed = nn.Embedding(num_classes + 1, dim)
+
+    @property
+    def null_label(self) -> int:
+        return self.num_classes
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        if labels.dtype not in (torch.int64, torch.int32) or labels.ndim != 1:
+            raise ValueError(
+                "labels must be a 1-D integer tensor (B,), "
+                f"got {labels.dtype} {tuple(labels.shape)}"
+            )
+        if len(labels) and (labels.min() < 0 or labels.max() > self.num_classes):
+            raise ValueError(
+                f"labels must lie in [0, {self.num_classes}] ({self.num_classes} = no label), "
+                f"got values from {int(labels.min())} to {int(labels.max())}"
+            )
+        return self.embed(labels)
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}, null_label={self.null_label}"
