@@ -29,7 +29,7 @@ ALLOWED = {
     "training": {"utils", "schedules", "forward", "conditioning"},
     "samplers": {"utils", "schedules", "forward", "conditioning"},
     "metrics": {"data", "forward", "weights"},
-    "pretrained": {"data", "models", "schedules", "training", "weights"},
+    "pretrained": {"captions", "data", "models", "schedules", "training", "weights"},
     "widgets": {"utils", "schedules", "forward", "samplers", "viz"},
 }
 
