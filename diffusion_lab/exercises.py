@@ -1471,6 +1471,12 @@ def check_generator_loss(fn: Callable) -> CheckResult:
 
     def body():
         logits = torch.tensor([-6.0, -2.0, 0.0, 1.5])  # D is sure most fakes are fake
+        far = _call("generator_loss", fn, torch.tensor([-200.0, 0.0]))  # D completely sure
+        if not torch.isfinite(torch.as_tensor(far)).all():
+            raise _Fail(
+                "with a logit of -200 your loss is not finite: sigmoid underflows to 0 and its "
+                "log to -inf. Compute -log sigmoid(l) as softplus(-l)"
+            )
         out = _call("generator_loss", fn, logits.clone())
         _compare(out, _softplus(-logits).mean(), {
             "that is the original, saturating loss mean log(1 - D(G(z))): when D wins easily "
@@ -1520,6 +1526,11 @@ def check_energy_distance(fn: Callable) -> CheckResult:
             "subtract the spreads within each set, E|a - a'| and E|b - b'|; otherwise two "
             "identical sets would be far apart":
                 _energy(a, b, within=False),
+            "the within-set means here include each point with itself (distance 0): average "
+            "over all N * N pairs, as torch.cdist(a, a).mean() does":
+                2 * torch.cdist(a, b).mean()
+                - torch.cdist(a, a).sum() / (len(a) * (len(a) - 1))
+                - torch.cdist(b, b).sum() / (len(b) * (len(b) - 1)),
         }, "two clouds", rtol=1e-4, atol=1e-5)  # fmt: skip
         same = _call("energy_distance", fn, a.clone(), a.clone())
         if abs(float(same)) > 1e-5:
@@ -1564,6 +1575,9 @@ def check_count_modes(fn: Callable) -> CheckResult:
             "all 8 modes": centres.repeat(50, 1) + 0.03 * torch.randn(400, 2, generator=g),
             "one mode plus 3 strays": torch.cat([centres[:1].repeat(397, 1), centres[1:4] + 0.01]),
             "samples between the modes": (centres + centres.roll(1, 0)) / 2,
+            "a mode with exactly 1% of the samples": torch.cat(
+                [centres[:1].repeat(396, 1), centres[1:2].repeat(4, 1)]
+            ),
         }
         for name, samples in cases.items():
             out = _call("count_modes", fn, samples.clone(), centres.clone(), 0.15, 0.01)
@@ -1578,6 +1592,11 @@ def check_count_modes(fn: Callable) -> CheckResult:
                 raise _Fail(
                     f"{name}: got {out}, expected {expected}: a mode needs at least "
                     "min_share * N samples; one stray sample does not cover it"
+                )
+            if name.startswith("a mode with exactly"):
+                raise _Fail(
+                    f"{name}: got {out}, expected {expected}: a mode with exactly min_share * N "
+                    "samples counts (>=, not >)"
                 )
             raise _Fail(f"{name}: got {out} covered modes, expected {expected}")
 

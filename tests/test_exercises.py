@@ -313,6 +313,24 @@ WRONG = [
     (ex.check_energy_distance, lambda a, b: ex._energy(a, b, factor=1.0), "counts twice"),
     (ex.check_energy_distance, lambda a, b: ex._energy(a, b, within=False), "spreads within"),
     (
+        ex.check_generator_loss,
+        lambda lg: -torch.log(torch.sigmoid(lg)).mean(),
+        "softplus",
+    ),
+    (
+        ex.check_count_modes,
+        lambda s, c, r, m: int(
+            (
+                torch.bincount(
+                    torch.cdist(s, c).min(1).indices[torch.cdist(s, c).min(1).values <= r],
+                    minlength=len(c),
+                )
+                > m * len(s)
+            ).sum()
+        ),
+        ">=, not >",
+    ),
+    (
         ex.check_count_modes,
         lambda s, c, r, m: ex._count_modes(s, c, r, m, share=False),
         "one stray sample",
