@@ -79,6 +79,14 @@ CASES = [
         "08_guidance_explorer.png",
         ("ArrowRight", "Home", "End"),
     ),
+    # lesson 12's FrameSlider over the GAN and diffusion snapshots (starts at the first one)
+    Case(
+        "12_why_diffusion.ipynb",
+        "snapshot",
+        0,
+        "12_training_snapshots.png",
+        ("ArrowRight",) * 3 + ("End",),
+    ),
 ]
 
 LAB_SETTINGS = {  # JupyterLab user settings for the test server
