@@ -9,7 +9,6 @@ Introduced in: notebooks/05_training.ipynb
 from __future__ import annotations
 
 import copy
-import math
 import os
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from torch import nn
 from .conditioning import drop_cond, null_cond
 from .forward import q_sample, v_target
 from .schedules import NoiseSchedule
-from .utils import randn
+from .utils import randn, warmup_cosine_lr
 
 __all__ = [
     "EMA",
@@ -234,10 +233,7 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 
     def lr_at(step: int) -> float:
-        if step < warmup_steps:
-            return lr * (step + 1) / warmup_steps
-        progress_ = min(1.0, (step - warmup_steps) / max(1, num_steps - warmup_steps))
-        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress_)))
+        return warmup_cosine_lr(step, lr=lr, warmup_steps=warmup_steps, num_steps=num_steps)
 
     step = 0
     if checkpoint is not None and Path(checkpoint).is_file():

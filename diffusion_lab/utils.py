@@ -6,6 +6,7 @@ Introduced in: notebooks/01_noise.ipynb
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import struct
 import zlib
@@ -16,6 +17,7 @@ import torch
 
 __all__ = [
     "append_dims",
+    "warmup_cosine_lr",
     "eval_mode",
     "get_device",
     "png_bytes",
@@ -126,3 +128,13 @@ def png_bytes(image: np.ndarray, *, compress_level: int = 1) -> bytes:
         + chunk(b"IDAT", zlib.compress(rows.tobytes(), compress_level))
         + chunk(b"IEND", b"")
     )
+
+
+def warmup_cosine_lr(step: int, *, lr: float, warmup_steps: int, num_steps: int) -> float:
+    """Learning rate at optimiser step `step` (0-based): linear warm-up over `warmup_steps`,
+    then cosine decay to 10% of `lr` at `num_steps`. Used by `training.train` and `train_clip`.
+    """
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, num_steps - warmup_steps))
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))

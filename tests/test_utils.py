@@ -74,3 +74,13 @@ def test_png_bytes_rejects_bad_input():
         png_bytes(np.zeros((2, 2), dtype=np.float32))
     with pytest.raises(ValueError, match="shape"):
         png_bytes(np.zeros((2, 2, 4), dtype=np.uint8))
+
+
+def test_warmup_cosine_lr_warms_up_then_decays_to_a_tenth():
+    from diffusion_lab.utils import warmup_cosine_lr
+
+    at = [warmup_cosine_lr(s, lr=1.0, warmup_steps=10, num_steps=110) for s in range(120)]
+    assert at[0] == pytest.approx(0.1) and at[9] == pytest.approx(1.0)  # linear warm-up
+    assert at[10] == pytest.approx(1.0) and at[60] == pytest.approx(0.55)  # half-way: mid-point
+    assert at[110] == pytest.approx(0.1) and at[119] == pytest.approx(0.1)  # floor, then flat
+    assert all(a >= b for a, b in zip(at[10:], at[11:]))

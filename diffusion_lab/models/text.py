@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..utils import warmup_cosine_lr
+
 __all__ = [
     "CLIP",
     "CLIPStep",
@@ -419,10 +421,7 @@ def train_clip(
     )
 
     def lr_at(step: int) -> float:
-        if step < warmup_steps:
-            return lr * (step + 1) / warmup_steps
-        progress = min(1.0, (step - warmup_steps) / max(1, num_steps - warmup_steps))
-        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+        return warmup_cosine_lr(step, lr=lr, warmup_steps=warmup_steps, num_steps=num_steps)
 
     gen_device = generator.device if generator is not None else torch.device("cpu")
     start = time.perf_counter()
