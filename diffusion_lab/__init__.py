@@ -30,7 +30,7 @@ call `get_device()`. Randomness: every random function takes `generator=`; the l
 seeds. Widgets live in `diffusion_lab.widgets`, which nothing else imports.
 """
 
-from .data import gaussian_ring, load_cat, load_mnist, swiss_roll, to_image, two_moons
+from .data import cat_crops, gaussian_ring, load_cat, load_mnist, swiss_roll, to_image, two_moons
 from .forward import (
     add_noise,
     eps_to_x0,
@@ -60,6 +60,7 @@ __all__ = [
     "gaussian_ring",
     "get_device",
     "get_schedule",
+    "cat_crops",
     "load_cat",
     "load_mnist",
     "q_posterior",

@@ -22,6 +22,7 @@ from .utils import randn
 
 __all__ = [
     "ASSETS",
+    "cat_crops",
     "gaussian_ring",
     "load_cat",
     "load_mnist",
@@ -147,6 +148,23 @@ def load_cat(size: int = 128) -> torch.Tensor:
         img[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False
     )[0]
     return (img.clamp(0, 1) * 2 - 1).contiguous()
+
+
+def cat_crops(crop: int = 32, *, size: int = 64, flips: bool = True) -> torch.Tensor:
+    """Every crop x crop window of the cat at `size` x `size` (stride 1), and its mirror image.
+
+    A data set made of one photo, (N, 3, crop, crop) in [-1, 1]: N = 2 (size - crop + 1)^2 with
+    flips. A model trained on it learns this one cat's fur, eyes and whiskers, enough to fill a
+    hole in the photo or repair a painted stroke. Introduced in: notebooks/10_applications.ipynb
+    """
+    if not isinstance(crop, int) or not 4 <= crop <= size:
+        raise ValueError(f"crop must be an int in [4, size={size}], got {crop!r}")
+    cat = load_cat(size)
+    windows = cat.unfold(1, crop, 1).unfold(2, crop, 1)  # (3, n, n, crop, crop)
+    crops = windows.permute(1, 2, 0, 3, 4).reshape(-1, 3, crop, crop)
+    if flips:
+        crops = torch.cat([crops, crops.flip(-1)])
+    return crops.contiguous()
 
 
 # ----- 2-D toy point clouds -----

@@ -42,14 +42,19 @@ __all__ = [
     "check_forward_step",
     "check_gaussian_noise",
     "check_heat_step",
+    "check_inpaint_combine",
+    "check_latent_scale",
     "check_linear_betas",
     "check_log_snr",
     "check_mean_pairwise_distance",
     "check_mix_keep_variance",
     "check_posterior_mean",
+    "check_psnr",
+    "check_renoise",
     "check_reverse_loop",
     "check_slerp",
     "check_timestep_embedding",
+    "check_to_latent",
     "check_training_loss",
     "check_trailing_timesteps",
     "check_v_target",
@@ -1601,3 +1606,231 @@ def check_count_modes(fn: Callable) -> CheckResult:
             raise _Fail(f"{name}: got {out} covered modes, expected {expected}")
 
     return _run("count_modes", body, "stray samples do not count as a covered mode")
+
+
+# ===== lesson 10: applications =====
+@_register(
+    "inpaint_combine",
+    "notebooks/10_applications.ipynb",
+    "Two versions of x_{t-1}: the known pixels, noised to the same level from the original "
+    "(sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) noise), and the model's step. The mask is 1 where "
+    "a pixel is known: mask * known + (1 - mask) * model_step.",
+    """
+    def inpaint_combine(x_model, x0_known, mask, alpha_bar_prev, noise):
+        known = alpha_bar_prev ** 0.5 * x0_known + (1 - alpha_bar_prev) ** 0.5 * noise
+        return mask * known + (1 - mask) * x_model
+    """,
+)
+def check_inpaint_combine(fn: Callable) -> CheckResult:
+    """Check `fn(x_model, x0_known, mask, alpha_bar_prev, noise)`: one inpainting merge."""
+
+    def body():
+        x_model = torch.randn(2, 1, 6, 6, generator=_gen(100))
+        x0 = torch.rand(2, 1, 6, 6, generator=_gen(101)) * 2 - 1
+        noise = torch.randn(2, 1, 6, 6, generator=_gen(102))
+        mask = torch.zeros(1, 1, 6, 6)
+        mask[..., :3] = 1.0  # the left half is known
+        for a in (0.3, 0.9):
+            args = (x_model.clone(), x0.clone(), mask.clone(), a, noise.clone())
+            out = _call("inpaint_combine", fn, *args)
+            known = a**0.5 * x0 + (1 - a) ** 0.5 * noise
+            _compare(out, mask * known + (1 - mask) * x_model, {
+                "the mask is 1 where a pixel is KNOWN: keep the noised original there and the "
+                "model's step elsewhere":
+                    (1 - mask) * known + mask * x_model,
+                "the known pixels must be noised to the level of x_{t-1}; the clean original "
+                "only belongs there at the very last step":
+                    mask * x0 + (1 - mask) * x_model,
+                "noise the original as the forward process does: sqrt(alpha_bar) x0 + "
+                "sqrt(1 - alpha_bar) noise (square roots on both)":
+                    mask * (a * x0 + (1 - a) * noise) + (1 - mask) * x_model,
+            }, f"alpha_bar_prev={a}")  # fmt: skip
+
+    return _run("inpaint_combine", body, "known pixels from the original, the rest from the model")
+
+
+@_register(
+    "renoise",
+    "notebooks/10_applications.ipynb",
+    "Going forward from level alpha_bar_prev to the noisier alpha_bar_t is itself a forward "
+    "step: signal shrinks by sqrt(alpha_bar_t / alpha_bar_prev), and fresh noise fills the rest "
+    "of the variance, 1 - alpha_bar_t / alpha_bar_prev.",
+    """
+    def renoise(x_prev, alpha_bar_t, alpha_bar_prev, noise):
+        ratio = alpha_bar_t / alpha_bar_prev
+        return ratio ** 0.5 * x_prev + (1 - ratio) ** 0.5 * noise
+    """,
+)
+def check_renoise(fn: Callable) -> CheckResult:
+    """Check `fn(x_prev, alpha_bar_t, alpha_bar_prev, noise)`: RePaint's jump back to level t."""
+
+    def body():
+        x = torch.randn(3, 5, generator=_gen(110))
+        noise = torch.randn(3, 5, generator=_gen(111))
+        for a_t, a_prev in ((0.5, 0.8), (0.05, 0.2)):
+            out = _call("renoise", fn, x.clone(), a_t, a_prev, noise.clone())
+            r = a_t / a_prev
+            _compare(out, r**0.5 * x + (1 - r) ** 0.5 * noise, {
+                "that jumps from clean data (it uses alpha_bar_t alone); x_prev already holds "
+                "noise, so use the ratio alpha_bar_t / alpha_bar_prev":
+                    a_t**0.5 * x + (1 - a_t) ** 0.5 * noise,
+                "the ratio is upside down: going to more noise, the signal must shrink, so use "
+                "alpha_bar_t / alpha_bar_prev (< 1)":
+                    (a_prev / a_t) ** 0.5 * x + (1 - r) ** 0.5 * noise,
+                "square roots: the signal scales by sqrt(ratio) and the noise by sqrt(1 - ratio)":
+                    r * x + (1 - r) * noise,
+            }, f"alpha_bar_t={a_t}, alpha_bar_prev={a_prev}")  # fmt: skip
+        # a statistical check that a learner can follow: unit variance is kept
+        big = torch.randn(200_000, generator=_gen(112))
+        out = _call("renoise", fn, big, 0.3, 0.6, torch.randn(200_000, generator=_gen(113)))
+        if abs(float(torch.as_tensor(out).var()) - 1) > 0.02:
+            raise _Fail("unit-variance input should keep variance 1")
+
+    return _run("renoise", body, "one forward jump from level t-1 back to level t")
+
+
+@_register(
+    "psnr",
+    "notebooks/10_applications.ipynb",
+    "Mean squared error per image over all its pixels (.flatten(1).mean(1)), then "
+    "10 * log10(data_range^2 / mse). Images in [-1, 1] have data_range 2.",
+    """
+    def psnr(a, b, data_range=2.0):
+        mse = ((a - b) ** 2).flatten(1).mean(1)
+        return 10 * torch.log10(data_range ** 2 / mse)
+    """,
+)
+def check_psnr(fn: Callable) -> CheckResult:
+    """Check `fn(a, b)`: peak signal-to-noise ratio in dB, one value per image."""
+
+    def body():
+        a = torch.rand(4, 1, 8, 8, generator=_gen(120)) * 2 - 1
+        b = (a + 0.2 * torch.randn(4, 1, 8, 8, generator=_gen(121))).clamp(-1, 1)
+        out = _call("psnr", fn, a.clone(), b.clone())
+        mse = ((a - b) ** 2).flatten(1).mean(1)
+        _compare(out, 10 * torch.log10(4 / mse), {
+            "one value per image: average the squared error over each image's pixels, "
+            "not over the whole batch":
+                (10 * torch.log10(4 / ((a - b) ** 2).mean())).expand(4),
+            "images in [-1, 1] span a range of 2, so the peak is 2^2 = 4, not 1":
+                10 * torch.log10(1 / mse),
+            "the peak enters squared: data_range^2 / mse":
+                10 * torch.log10(2 / mse),
+            "PSNR uses 10 log10 of a ratio of squares (or 20 log10 of a ratio of amplitudes)":
+                20 * torch.log10(4 / mse),
+            "use the mean squared error, not its square root, inside 10 log10":
+                10 * torch.log10(4 / mse.sqrt()),
+        }, "four noisy images", rtol=1e-3, atol=1e-3)  # fmt: skip
+        unit = _call("psnr", fn, (a.clone() + 1) / 2, (b.clone() + 1) / 2, 1.0)
+        _compare(unit, 10 * torch.log10(1 / (mse / 4)), {
+            "use the data_range argument (here 1.0, images in [0, 1]) instead of a fixed 2":
+                10 * torch.log10(4 / (mse / 4)),
+        }, "images in [0, 1] with data_range=1.0", rtol=1e-3, atol=1e-3)  # fmt: skip
+
+    return _run("psnr", body, "higher is closer; +6 dB is half the error's amplitude")
+
+
+# ===== lesson 11: latent diffusion =====
+@_register(
+    "latent_scale",
+    "notebooks/11_latent_diffusion.ipynb",
+    "The diffusion model should see latents with standard deviation 1, like the unit-variance "
+    "noise it mixes them with. Multiplying by a number c multiplies the standard deviation by c. "
+    "Which c turns the latents' std into 1? Use one number for the whole tensor, as Stable "
+    "Diffusion does (its 0.18215).",
+    """
+    def latent_scale(latents):
+        return 1 / latents.std()
+    """,
+)
+def check_latent_scale(fn: Callable) -> CheckResult:
+    """Check `fn(latents)`: the scale factor 1 / std of all latent values (one number)."""
+
+    def body():
+        channel_std = torch.tensor([0.5, 1.0, 2.0, 4.0])[:, None, None]  # channels differ
+        cases = {
+            "latents (16, 4, 7, 7)": torch.randn(16, 4, 7, 7, generator=_gen(60)) * channel_std
+            + 0.8,
+            "latents (8, 4, 7, 7) with std 5": 5 * torch.randn(8, 4, 7, 7, generator=_gen(61)),
+        }
+        for case, z in cases.items():
+            out = _call("latent_scale", fn, z.clone())
+            if isinstance(out, torch.Tensor) and out.numel() == z.shape[1] > 1:
+                raise _Fail(
+                    f"{case}: you returned one scale per channel, shape {tuple(out.shape)}; "
+                    "the scale factor is one number for all latent values: the std of the "
+                    "whole tensor"
+                )
+            if isinstance(out, torch.Tensor) and out.numel() == 1:
+                out = out.reshape(())
+            std = z.std()
+            _compare(out, 1 / std, {
+                "that is the std itself; the scale factor is 1 / std, so that scale * z "
+                "has std 1": std,
+                "that is 1 / variance; take the square root first: 1 / std": 1 / z.var(),
+                "that is 1 / sqrt(mean(z**2)), which counts the mean as spread: use the "
+                "standard deviation (torch.std subtracts the mean)": z.pow(2).mean().rsqrt(),
+                "that is 1 / mean(|z|); use the standard deviation": 1 / z.abs().mean(),
+                "that is 1 / max(|z|), which squeezes the latents into [-1, 1]; the scale "
+                "factor gives them unit standard deviation instead": 1 / z.abs().max(),
+            }, case, rtol=1e-3, atol=1e-6)  # fmt: skip
+
+    return _run("latent_scale", body, "scale * latents has standard deviation 1")
+
+
+class _ToyAutoencoder(torch.nn.Module):
+    """Stands in for a trained Autoencoder: encode (B, 1, 28, 28) -> (B, 4, 7, 7), and back.
+
+    A real nn.Module (eval(), parameters(), encode_dataset(ae, x) all work), frozen.
+    """
+
+    def __init__(self):
+        super().__init__()
+        weight = torch.randn(4, 1, 4, 4, generator=_gen(62)) / 2  # 4x4 patches -> 4 numbers
+        self.weight = torch.nn.Parameter(weight, requires_grad=False)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        # tanh makes it non-linear, so encode(c * x) differs from c * encode(x)
+        return 3 * torch.tanh(torch.nn.functional.conv2d(x, self.weight, stride=4)) + 0.5
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(torch.nn.functional.conv_transpose2d(z, self.weight, stride=4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))  # the reconstruction, like Autoencoder.forward
+
+
+@_register(
+    "to_latent",
+    "notebooks/11_latent_diffusion.ipynb",
+    "Two steps: ae.encode(x) turns images into latents; then multiply by the scale factor, so "
+    "that the latents the diffusion model sees have unit variance. (Going back, to_image "
+    "divides by the scale before decoding.)",
+    """
+    def to_latent(ae, x, scale_factor):
+        return ae.encode(x) * scale_factor
+    """,
+)
+def check_to_latent(fn: Callable) -> CheckResult:
+    """Check `fn(ae, x, scale_factor)`: images -> scaled latents, scale_factor * ae.encode(x)."""
+
+    def body():
+        ae = _ToyAutoencoder()
+        x = torch.rand(3, 1, 28, 28, generator=_gen(63)) * 2 - 1  # (B, 1, 28, 28)
+        for scale in (0.18215, 1.7):
+            out = _call("to_latent", fn, ae, x.clone(), scale)
+            if isinstance(out, torch.Tensor) and out.shape == x.shape:
+                raise _Fail(
+                    f"scale {scale}: the result has the images' shape {tuple(x.shape)}: ae(x) "
+                    "reconstructs the images; ae.encode(x) gives the latents (3, 4, 7, 7)"
+                )
+            z = ae.encode(x)  # (B, 4, 7, 7)
+            _compare(out, z * scale, {
+                "you divided by the scale factor; to_latent multiplies (encode(x) * scale), "
+                "to_image divides (decode(z / scale))": z / scale,
+                "the latents are not scaled: multiply ae.encode(x) by scale_factor": z,
+                "the scale applies to the latents, after encoding: ae.encode(x) * scale, not "
+                "ae.encode(x * scale)": ae.encode(x * scale),
+            }, f"scale {scale}")  # fmt: skip
+
+    return _run("to_latent", body, "images become scaled latents of shape (B, 4, 7, 7)")

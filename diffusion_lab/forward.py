@@ -32,8 +32,14 @@ __all__ = [
 RANGE_TOLERANCE = 1e-3  # float rounding of data stored as uint8 / 127.5 - 1
 
 
-def check_images(x: torch.Tensor, name: str = "x0") -> torch.Tensor:
-    """Raise a clear error unless `x` is a float tensor of data in [-1, 1] (the course's range)."""
+def check_images(
+    x: torch.Tensor, name: str = "x0", *, data_range: float | None = 1.0
+) -> torch.Tensor:
+    """Raise a clear error unless `x` is a float tensor of data in [-1, 1] (the course's range).
+
+    data_range: the bound on |x| (1 for images); None accepts any finite values, for data that
+    is not pixels, such as an autoencoder's latents (notebooks/11_latent_diffusion).
+    """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
@@ -41,7 +47,16 @@ def check_images(x: torch.Tensor, name: str = "x0") -> torch.Tensor:
             f"{name} must be a float tensor in [-1, 1], got dtype {x.dtype}; "
             "convert uint8 pixels with x.float() / 127.5 - 1"
         )
-    if x.numel():
+    if x.numel() and data_range is None:
+        if not x.isfinite().all():
+            raise ValueError(f"{name} holds NaN or infinite values")
+    elif x.numel() and data_range != 1.0:
+        bound = x.abs().max().item()
+        if not bound <= data_range * (1 + RANGE_TOLERANCE):
+            raise ValueError(
+                f"{name} must lie in [-{data_range:g}, {data_range:g}], got |x| up to {bound:.3g}"
+            )
+    elif x.numel():
         lo, hi = x.min().item(), x.max().item()
         if lo < -1 - RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
             hint = " (it looks like [0, 255] pixels: use x / 127.5 - 1)" if hi > 2 else ""
@@ -71,14 +86,16 @@ def q_sample(
     noise: torch.Tensor | None = None,
     *,
     generator: torch.Generator | None = None,
+    data_range: float | None = 1.0,
 ) -> torch.Tensor:
     """Sample x_t ~ q(x_t | x_0) in one jump (Ho et al. 2020, eq. 4), for a batch of timesteps.
 
     `t` is an int or a LongTensor (B,) in [0, T-1]; `noise` defaults to fresh N(0, I) drawn with
-    `generator`. Pass the same `noise` with different `t` to watch one image fade.
+    `generator`. Pass the same `noise` with different `t` to watch one image fade. x0 must lie
+    in [-1, 1] unless `data_range` says otherwise (None: latents, any finite values).
     Introduced in: notebooks/02_forward_process.ipynb
     """
-    check_images(x0, "x0")
+    check_images(x0, "x0", data_range=data_range)
     t = schedule.check_t(t)
     if t.ndim == 1 and len(t) != len(x0):
         raise ValueError(f"t has {len(t)} timesteps but x0 has a batch of {len(x0)}")

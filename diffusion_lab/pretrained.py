@@ -28,7 +28,7 @@ from .schedules import NoiseSchedule
 from .training import EMA, load_checkpoint, train
 from .weights import _manifest, load_bundled, save_bundled
 
-__all__ = ["RECIPES", "Pretrained", "load_pretrained", "train_pretrained"]
+__all__ = ["HELD_OUT_DIGITS", "RECIPES", "Pretrained", "load_pretrained", "train_pretrained"]
 
 # name -> how it was trained; the lessons' own defaults are the same recipe, run shorter
 RECIPES = {
@@ -75,7 +75,36 @@ RECIPES = {
         cond="captions",
         p_uncond=0.1,
     ),
+    # lesson 10: one photo's worth of cat. A U-Net trained on every 32x32 window of the cat at
+    # 64x64 (and their mirror images); it is fully convolutional, so it also runs on the whole
+    # 64x64 photo (load_pretrained("cat", image_size=64)) to fill holes and repair strokes
+    "cat": dict(
+        model=dict(in_channels=3, image_size=32, channels=(16, 32, 64), attention=True),
+        data="cat_crops",
+        schedule="cosine",
+        prediction="v",
+        num_steps=4000,
+        batch_size=64,
+        lr=2e-3,
+        ema_decay=0.999,
+    ),
+    # lesson 10: super-resolution 7x7 -> 28x28. The low-resolution digit, upsampled, enters as
+    # a second input channel. Trained on the first 9,000 bundled digits; the last 1,000
+    # (HELD_OUT_DIGITS) are kept for measuring it
+    "digits_sr": dict(
+        model=dict(image_size=28, low_res=7, in_channels=1, channels=(16, 32, 64), attention=True),
+        model_class="SuperResolutionUNet",
+        data="digits_low_res",
+        schedule="cosine",
+        prediction="v",
+        num_steps=4000,
+        batch_size=128,
+        lr=2e-3,
+        ema_decay=0.999,
+    ),
 }
+
+HELD_OUT_DIGITS = 1000  # digits_sr never saw the last 1,000 bundled digits
 
 
 @dataclass
@@ -95,10 +124,29 @@ def _check_name(name: str) -> dict:
     return RECIPES[name]
 
 
-def load_pretrained(name: str = "digits") -> Pretrained:
-    """Load bundled weights `name` (checksummed, weights_only) into a model in eval mode."""
+def _model_class(name: str) -> type[nn.Module]:
+    if name == "SuperResolutionUNet":
+        from .applications import SuperResolutionUNet
+
+        return SuperResolutionUNet
+    if name != "UNet":
+        raise ValueError(f"unknown model class {name!r} in a weights file")
+    return UNet
+
+
+def load_pretrained(name: str = "digits", *, image_size: int | None = None) -> Pretrained:
+    """Load bundled weights `name` (checksummed, weights_only) into a model in eval mode.
+
+    image_size: build the network for another input size than it was trained on. A plain U-Net
+    is convolutional, so its weights fit any size divisible by 4 (the "cat" model, trained on
+    32x32 windows, runs on the whole 64x64 photo).
+    """
     recipe = _check_name(name)
     payload = load_bundled(f"{name}.pt")
+    if image_size is not None:
+        if payload.get("class", "UNet") != "UNet" or "tokenizer" in payload:
+            raise ValueError(f"image_size= is for plain U-Nets; {name!r} is not one")
+        payload["config"] = {**payload["config"], "image_size": image_size}
     tokenizer = None
     if "tokenizer" in payload:
         tokenizer = Tokenizer(**payload["tokenizer"])
@@ -106,7 +154,7 @@ def load_pretrained(name: str = "digits") -> Pretrained:
             UNet(**payload["config"]["unet"]), TextEncoder(**payload["config"]["text_encoder"])
         )
     else:
-        model = UNet(**payload["config"])
+        model = _model_class(payload.get("class", "UNet"))(**payload["config"])
     state = {k: v.float() for k, v in payload["model"].items()}  # stored in float16
     model.load_state_dict(state)
     schedule = getattr(NoiseSchedule, payload["schedule"])()
@@ -139,12 +187,33 @@ def _train_text_encoder(recipe: dict, images, tokens, vocab_size: int, seed: int
     return text_encoder
 
 
+def _training_data(recipe: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(x0, cond) for a recipe without text: digits (with labels if conditional) or the cat."""
+    if recipe.get("data") == "cat_crops":
+        from .data import cat_crops
+
+        return cat_crops(), None
+    x0, labels = load_mnist()
+    if recipe.get("data") == "digits_low_res":
+        from .applications import downsample
+
+        x0 = x0[:-HELD_OUT_DIGITS]
+        return x0, downsample(x0, x0.shape[-1] // recipe["model"]["low_res"])
+    return x0, labels if recipe.get("cond") == "labels" else None
+
+
 def train_pretrained(
-    name: str, *, num_steps: int | None = None, seed: int = 0, checkpoint: str | None = None
+    name: str,
+    *,
+    num_steps: int | None = None,
+    seed: int = 0,
+    checkpoint: str | None = None,
+    device: str = "cpu",
 ) -> Pretrained:
     """Train the bundled model `name` with its recipe and write it into the package's assets.
 
     With `checkpoint`, progress is saved there as it goes and an interrupted run resumes.
+    `device` is where to train ("cuda" on a GPU machine); the weights are stored for the CPU.
     """
     import os
     import platform
@@ -166,9 +235,13 @@ def train_pretrained(
         extra["tokenizer"] = tokenizer.config
     else:
         torch.manual_seed(seed)
-        model = UNet(**recipe["model"])
-        x0, cond = load_mnist()
-    conditional = dict(cond=cond, p_uncond=recipe["p_uncond"]) if "cond" in recipe else {}
+        model = _model_class(recipe.get("model_class", "UNet"))(**recipe["model"])
+        x0, cond = _training_data(recipe)
+    if "cond" in recipe:
+        conditional = dict(cond=cond, p_uncond=recipe["p_uncond"])
+    else:  # unconditional, or conditioned on an image that is never dropped (super-resolution)
+        conditional = {} if cond is None else dict(cond=cond)
+    model = model.to(device)
     ema = EMA(model, recipe["ema_decay"])
     schedule = getattr(NoiseSchedule, recipe["schedule"])()
     resumed = 0
@@ -194,12 +267,15 @@ def train_pretrained(
         **extra,
         "schedule": recipe["schedule"],
         "prediction": recipe["prediction"],
-        "model": {k: v.half() for k, v in ema.model.state_dict().items()},
+        "class": type(model).__name__,
+        "model": {k: v.half().cpu() for k, v in ema.model.state_dict().items()},
     }
     hardware = (
         f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads"
     )
+    if torch.device(device).type == "cuda":
+        hardware = f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
     save_bundled(
         f"{name}.pt",
         payload,
@@ -226,8 +302,11 @@ def main() -> None:
     parser.add_argument("name", choices=list(RECIPES))
     parser.add_argument("--steps", type=int, default=None, help="override the recipe's steps")
     parser.add_argument("--checkpoint", default=None, help="save progress here; resume from it")
+    parser.add_argument("--device", default="cpu", help='where to train, e.g. "cuda"')
     args = parser.parse_args()
-    result = train_pretrained(args.name, num_steps=args.steps, checkpoint=args.checkpoint)
+    result = train_pretrained(
+        args.name, num_steps=args.steps, checkpoint=args.checkpoint, device=args.device
+    )
     print(f"trained {args.name}: {result.info}")
 
 

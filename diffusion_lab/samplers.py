@@ -46,6 +46,7 @@ __all__ = [
     "dpm_solver_sample",
     "dpm_solver_step",
     "last",
+    "model_ddim_step",
     "predict_eps_x0",
     "remove_noise",
     "sample",
@@ -229,17 +230,41 @@ def ddim_sample(
     timesteps = schedule.timesteps(num_steps, spacing).tolist()
     xt = x_T
     for i, t in enumerate(tqdm(timesteps, disable=not progress, desc="DDIM sampling")):
-        output = _model_t(model, xt, t, cond, guidance_scale)
-        a_t = schedule.alpha_bar[t].to(xt.device)
-        a_prev = schedule.alpha_bar[timesteps[i + 1]] if i + 1 < len(timesteps) else 1.0
-        eps_hat, _ = predict_eps_x0(output, xt, a_t, prediction)
-        noise = None
-        if eta > 0:
-            noise = randn(xt.shape, generator=generator, device=xt.device, dtype=xt.dtype)
-        xt, x0_hat = ddim_step(
-            xt, eps_hat, a_t, torch.as_tensor(a_prev), eta=eta, noise=noise, clip_x0=clip_x0
-        )
+        t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+        xt, x0_hat = model_ddim_step(
+            model, schedule, xt, t, t_prev, eta=eta, prediction=prediction, cond=cond,
+            guidance_scale=guidance_scale, clip_x0=clip_x0, generator=generator,
+        )  # fmt: skip
         yield SamplerStep(i, t, xt, x0_hat)
+
+
+def model_ddim_step(
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    xt: torch.Tensor,
+    t: int,
+    t_prev: int,
+    *,
+    eta: float = 0.0,
+    prediction: str = "eps",
+    cond: torch.Tensor | None = None,
+    guidance_scale: float = 1.0,
+    clip_x0: bool = True,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Call the model at t and take one `ddim_step` to t_prev (-1: clean data, alpha_bar = 1).
+
+    The loop body shared by `ddim_sample`, `applications.inpaint` and `applications.sdedit`;
+    fresh noise (eta > 0) is drawn with `generator`. Returns (x_{t_prev}, x0_hat).
+    """
+    output = _model_t(model, xt, t, cond, guidance_scale)
+    a_t = schedule.alpha_bar[t].to(xt.device)
+    a_prev = schedule.alpha_bar[t_prev] if t_prev >= 0 else torch.tensor(1.0)
+    eps_hat, _ = predict_eps_x0(output, xt, a_t, prediction)
+    noise = None
+    if eta > 0:
+        noise = randn(xt.shape, generator=generator, device=xt.device, dtype=xt.dtype)
+    return ddim_step(xt, eps_hat, a_t, a_prev, eta=eta, noise=noise, clip_x0=clip_x0)
 
 
 def last(steps: Iterable[SamplerStep]) -> torch.Tensor:

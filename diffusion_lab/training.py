@@ -55,6 +55,7 @@ def diffusion_loss(
     t: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     reduction: Literal["mean", "none"] = "mean",
+    data_range: float | None = 1.0,
 ) -> torch.Tensor:
     """The denoising loss of Ho et al. (2020), Algorithm 1, for an eps-, x0- or v-predicting model.
 
@@ -62,6 +63,7 @@ def diffusion_loss(
     `reduction="none"` returns one loss per example, shape (B,). With `cond`, a share `p_uncond`
     of the conditions is replaced by the model's null condition, so the same network also learns
     the unconditional model that classifier-free guidance needs (notebooks/08_conditioning).
+    `data_range=None` accepts x0 outside [-1, 1] (latents: notebooks/11_latent_diffusion).
     """
     _check_prediction(prediction)
     if reduction not in ("mean", "none"):
@@ -69,7 +71,7 @@ def diffusion_loss(
     if t is None:
         t = schedule.sample_t(len(x0), generator=generator, device=x0.device)  # (B,)
     eps = randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-    xt = q_sample(x0, t, schedule, eps)
+    xt = q_sample(x0, t, schedule, eps, data_range=data_range)
     if cond is not None and p_uncond > 0:
         cond = drop_cond(cond, null_cond(model, cond), p_uncond, generator=generator)
     elif cond is None and p_uncond > 0:
@@ -207,11 +209,13 @@ def train(
     checkpoint_every: int = 200,
     generator: torch.Generator | None = None,
     progress: bool = True,
+    data_range: float | None = 1.0,
 ) -> Iterator[TrainStep]:
     """Train `model` on `data` (N, *D) with Adam and yield a TrainStep after every step.
 
     For a conditional model pass `cond` (N, ...), one condition per example (labels, or tokens),
-    and `p_uncond`, the share of conditions dropped for classifier-free guidance.
+    and `p_uncond`, the share of conditions dropped for classifier-free guidance. Data must lie
+    in [-1, 1]; `data_range=None` lifts that for latents (notebooks/11_latent_diffusion).
 
     The notebook owns plotting and stopping (`itertools.islice`, or `break`). Batches are
     drawn with `generator`, whose state goes into the checkpoint, so with `checkpoint=` a rerun
@@ -275,6 +279,7 @@ def train(
                 p_uncond=p_uncond,
                 t=t,
                 generator=generator,
+                data_range=data_range,
             )
             if not torch.isfinite(loss):
                 failed = True

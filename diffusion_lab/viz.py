@@ -26,6 +26,7 @@ __all__ = [
     "plot_points",
     "points_frame",
     "plot_schedules",
+    "show_hole",
     "show_images",
 ]
 
@@ -67,6 +68,18 @@ def grid_array(x: torch.Tensor, *, nrow: int = 8, padding: int = 2, scale: int =
         grid = grid.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
     array = (grid * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
     return array[:, :, 0] if array.shape[2] == 1 else array
+
+
+def show_hole(images: torch.Tensor, mask: torch.Tensor, *, fill=(1.0, -1.0, -1.0)) -> torch.Tensor:
+    """The images with their hidden pixels (mask 0) painted in `fill` (red), as RGB (B, 3, H, W).
+
+    `mask` follows `applications.inpaint`: 1 where a pixel is known, 0 where it is hidden.
+    Introduced in: notebooks/10_applications.ipynb
+    """
+    rgb = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+    colour = torch.tensor(fill, dtype=images.dtype, device=images.device)[None, :, None, None]
+    mask = mask.to(images)  # same dtype and device as the images
+    return mask * rgb + (1 - mask) * colour
 
 
 def show_images(

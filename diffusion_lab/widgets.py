@@ -24,11 +24,12 @@ from .forward import check_images, q_sample
 from .samplers import Trajectory, sample
 from .schedules import SCHEDULES, NoiseSchedule
 from .utils import png_bytes, randn
-from .viz import grid_array, plot_schedules
+from .viz import grid_array, plot_schedules, show_hole
 
 __all__ = [
     "FrameSlider",
     "GuidanceExplorer",
+    "InpaintingExplorer",
     "PromptExplorer",
     "ReverseWalkthrough",
     "ScheduleComparison",
@@ -421,6 +422,71 @@ class GuidanceExplorer(widgets.VBox):
             )
         if self.notes is not None:
             caption += f" &nbsp;|&nbsp; {self.notes[i]}"
+        self.info.value = caption
+
+
+class InpaintingExplorer(widgets.VBox):
+    """Pick which part of the images is hidden; see the model's completions, computed beforehand.
+
+    `originals` (N, C, H, W): the images. `masks`: {name: mask} with masks (1 or N, 1, H, W),
+    1 where a pixel is known (as in `applications.inpaint`). `completions` {name: (N, K, C, H,
+    W)}: K completions of each image for that mask. Each row of the picture shows the original,
+    what the model was given (the hidden part in red) and the K completions. `notes`, optional:
+    {name: a line for the caption} (a measured figure, say). Pictures are encoded once, on
+    first view. Introduced in: notebooks/10_applications.ipynb
+    """
+
+    def __init__(self, originals: torch.Tensor, masks: Mapping, completions: Mapping, *,
+                 notes: Mapping | None = None, scale: int = 3):  # fmt: skip
+        if originals.ndim != 4:
+            raise ValueError(f"originals must be (N, C, H, W), got {tuple(originals.shape)}")
+        if set(masks) != set(completions) or not masks:
+            raise ValueError(
+                f"give one set of completions per mask: masks {sorted(masks)}, completions "
+                f"{sorted(completions)}"
+            )
+        N, C, H, W = originals.shape
+        for name, images in completions.items():
+            if images.ndim != 5 or tuple(images.shape[:1] + images.shape[2:]) != (N, C, H, W):
+                raise ValueError(
+                    f"completions[{name!r}] must be (N={N}, K, {C}, {H}, {W}), got "
+                    f"{tuple(images.shape)}"
+                )
+            check_images(images.flatten(0, 1), f"completions[{name!r}]")
+        check_images(originals, "originals")
+        self.originals, self.masks, self.completions = originals.cpu(), masks, completions
+        self.notes, self.scale, self._cache = notes or {}, scale, {}
+        self.picker = widgets.ToggleButtons(options=list(masks), value=next(iter(masks)),
+                                            description="hide")  # fmt: skip
+        self.image = _image()
+        self.info = widgets.HTML()
+        self.picker.observe(self._on_change, names="value")
+        super().__init__([self.picker, self.image, self.info])
+        self._on_change()
+
+    def frame(self, name: str) -> bytes:
+        """The PNG for mask `name`: per row, the original, the input with its hole, completions."""
+        if name not in self._cache:
+            mask = self.masks[name].cpu().expand(len(self.originals), 1, -1, -1)
+            given = show_hole(self.originals, mask)
+            rgb = [x.expand(-1, 3, -1, -1) for x in (self.originals, given)]
+            done = self.completions[name].cpu()
+            done = done.expand(-1, -1, 3, -1, -1)  # grey -> RGB; RGB unchanged
+            rows = torch.cat([rgb[0][:, None], rgb[1][:, None], done], dim=1)  # (N, 2 + K, ...)
+            grid = grid_array(rows.flatten(0, 1), nrow=rows.shape[1], scale=self.scale)
+            self._cache[name] = png_bytes(grid)
+        return self._cache[name]
+
+    def _on_change(self, change=None) -> None:
+        name = self.picker.value
+        self.image.value = self.frame(name)
+        K = self.completions[name].shape[1]
+        caption = (
+            f"hidden: <b>{html.escape(str(name))}</b> &nbsp;|&nbsp; each row: the original, what "
+            f"the model was given (hidden pixels in red), {K} completions"
+        )
+        if name in self.notes:
+            caption += f" &nbsp;|&nbsp; {self.notes[name]}"
         self.info.value = caption
 
 

@@ -100,3 +100,17 @@ def test_two_moons_has_two_halves():
     points = two_moons(1000, noise=0.0, generator=torch.Generator().manual_seed(1))
     upper, lower = points[0::2], points[1::2]
     assert upper[:, 1].mean() > lower[:, 1].mean() + 0.3
+
+
+def test_cat_crops_are_every_window_of_the_small_cat_and_their_mirrors():
+    from diffusion_lab.data import cat_crops
+
+    crops = cat_crops(32, size=64)
+    cat = load_cat(64)
+    assert crops.shape == (2 * 33 * 33, 3, 32, 32)
+    assert torch.equal(crops[0], cat[:, :32, :32])
+    assert torch.equal(crops[33 + 2], cat[:, 1:33, 2:34])  # row 1, column 2
+    assert torch.equal(crops[33 * 33], cat[:, :32, :32].flip(-1))
+    assert len(cat_crops(32, size=64, flips=False)) == 33 * 33
+    with pytest.raises(ValueError, match="crop must be an int in"):
+        cat_crops(80, size=64)

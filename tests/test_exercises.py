@@ -358,6 +358,26 @@ WRONG = [
     (ex.check_guided_prediction, _guided_without_repeating_t, "repeat t"),
     (ex.check_mean_pairwise_distance, _pairwise_without_flatten, "flatten each image"),
     (ex.check_reverse_loop, _loop_skipping_the_last_step, "stops too early"),
+    (ex.check_inpaint_combine, lambda xm, x0, m, a, n: m * x0 + (1 - m) * xm, "noised to"),
+    (
+        ex.check_inpaint_combine,
+        lambda xm, x0, m, a, n: (1 - m) * (a**0.5 * x0 + (1 - a) ** 0.5 * n) + m * xm,
+        "1 where a pixel is KNOWN",
+    ),
+    (ex.check_renoise, lambda x, at, ap, n: at**0.5 * x + (1 - at) ** 0.5 * n, "use the ratio"),
+    (ex.check_renoise, lambda x, at, ap, n: (at / ap) * x + (1 - at / ap) * n, "square roots"),
+    (
+        ex.check_psnr,
+        lambda a, b: 10 * torch.log10(1 / ((a - b) ** 2).flatten(1).mean(1)),
+        "span a range of 2",
+    ),
+    (
+        ex.check_psnr,
+        lambda a, b: (10 * torch.log10(4 / ((a - b) ** 2).mean())).expand(len(a)),
+        "one value per image",
+    ),
+    (ex.check_latent_scale, lambda z: z.std(), "1 / std"),
+    (ex.check_to_latent, lambda ae, x, s: ae.encode(x) / s, "you divided"),
     (ex.check_ddim_step, _ddim_returning_a_tuple, "return only x_s"),
     (
         ex.check_trailing_timesteps,

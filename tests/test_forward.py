@@ -141,3 +141,20 @@ def test_bad_inputs_raise_clear_errors(schedule):
         q_posterior(x0, torch.zeros(2, 1, 4, 5), 1, schedule)
     with pytest.raises(ValueError, match="num_steps"):
         list(forward_chain(x0, schedule, num_steps=1001))
+
+
+def test_data_range_none_accepts_latents_beyond_one_but_not_nan():
+    from diffusion_lab.forward import check_images
+
+    schedule = NoiseSchedule.cosine(num_timesteps=10)
+    z = torch.tensor([[3.0, -4.5]])
+    with pytest.raises(ValueError, match=r"must lie in \[-1, 1\]"):
+        q_sample(z, 5, schedule)
+    noise = torch.zeros_like(z)
+    a = schedule.alpha_bar[5]
+    torch.testing.assert_close(q_sample(z, 5, schedule, noise, data_range=None), a.sqrt() * z)
+    assert check_images(z, data_range=5.0) is z
+    with pytest.raises(ValueError, match=r"must lie in \[-2, 2\], got \|x\| up to 4.5"):
+        check_images(z, data_range=2.0)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        check_images(torch.tensor([float("inf")]), data_range=None)

@@ -85,3 +85,15 @@ def test_points_frame_draws_panels_as_an_image_in_range():
     assert (one < 0.9).sum() > (blank < 0.9).sum()
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         points_frame([torch.zeros(5, 3)])
+
+
+def test_show_hole_paints_hidden_pixels_red_and_keeps_the_rest():
+    from diffusion_lab.viz import show_hole
+
+    grey = torch.linspace(-1, 1, 16).view(1, 1, 4, 4)
+    mask = torch.ones(1, 1, 4, 4)
+    mask[..., 0, :] = 0  # the top row hidden
+    out = show_hole(grey, mask)
+    assert out.shape == (1, 3, 4, 4)
+    assert torch.equal(out[0, :, 0], torch.tensor([1.0, -1.0, -1.0])[:, None].expand(3, 4))
+    assert torch.equal(out[0, :, 1:], grey[0, 0, 1:].expand(3, 3, 4))

@@ -196,3 +196,27 @@ def test_prompt_explorer_draws_caches_and_reports_unknown_words():
     assert "empty prompt" in explorer.info.value
     with pytest.raises(ValueError, match="must be one of scales"):
         widgets.PromptExplorer(model, NoiseSchedule.cosine(50), tokenizer, guidance_scale=4.0)
+
+
+def test_inpainting_explorer_switches_masks_headless():
+    originals = torch.full((2, 1, 4, 4), -1.0)
+    left = torch.ones(1, 1, 4, 4)
+    left[..., :2] = 0  # the left half hidden
+    masks = {"left": left, "none": torch.ones(1, 1, 4, 4)}
+    completions = {"left": torch.full((2, 3, 1, 4, 4), 1.0), "none": torch.zeros(2, 3, 1, 4, 4)}
+    explorer = widgets.InpaintingExplorer(originals, masks, completions, notes={"left": "73%"},
+                                          scale=1)  # fmt: skip
+    assert explorer.picker.value == "left" and "73%" in explorer.info.value
+    shown = _decode(explorer.image.value)  # 2 rows of 1 + 1 + 3 images, RGB
+    assert shown.shape[:2] == grid_array(torch.zeros(10, 3, 4, 4), nrow=5).shape[:2]
+    given = shown[2:6, 8:12]  # row 1, image 2: what the model was given, hole in red
+    assert given[:, :2, 0].min() > 0.99 and given[:, :2, 1].max() < 0.01  # hidden: red
+    assert given[:, 2:].max() < 0.01  # known pixels: the original (black)
+    assert shown[2:6, 14:18].min() > 0.99  # first completion: white
+    explorer.picker.value = "none"
+    assert explorer.image.value == explorer.frame("none") and "none" in explorer.info.value
+    assert _decode(explorer.image.value)[2:6, 14:18].max() < 0.51  # completion 0 -> mid grey
+    with pytest.raises(ValueError, match="one set of completions per mask"):
+        widgets.InpaintingExplorer(originals, masks, {"left": completions["left"]})
+    with pytest.raises(ValueError, match=r"must be \(N=2, K"):
+        widgets.InpaintingExplorer(originals, masks, {k: v[0] for k, v in completions.items()})

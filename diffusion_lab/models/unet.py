@@ -33,6 +33,7 @@ class ResBlock(nn.Module):
         time_dim: int,
         groups: int = 8,
         context_dim: int | None = None,
+        out_channels: int | None = None,
     ):
         super().__init__()
         self.norm1, self.conv1 = _norm(in_ch, groups), nn.Conv2d(in_ch, out_ch, 3, padding=1)
@@ -96,6 +97,8 @@ class UNet(nn.Module):
 
     Args:
         in_channels: 1 for grey digits, 3 for RGB.
+        out_channels: channels of the output; defaults to in_channels. Set it when the input
+            carries extra condition channels (super-resolution: notebooks/10_applications).
         image_size: side of the square input; must be divisible by 2 ** (len(channels) - 1).
         channels: feature channels per resolution level, from full resolution down.
         num_res_blocks: residual blocks per level, on the way down and again on the way up.
@@ -120,6 +123,7 @@ class UNet(nn.Module):
         groups: int = 8,
         num_classes: int | None = None,
         context_dim: int | None = None,
+        out_channels: int | None = None,
     ):
         super().__init__()
         if num_classes is not None and context_dim is not None:
@@ -142,6 +146,8 @@ class UNet(nn.Module):
             self.config["num_classes"] = num_classes
         if context_dim is not None:
             self.config["context_dim"] = context_dim
+        if out_channels is not None:
+            self.config["out_channels"] = out_channels
         self.input_shape = (in_channels, image_size, image_size)
         time_dim = 4 * channels[0]
         self.time_mlp = TimeMLP(channels[0], time_dim)
@@ -186,7 +192,7 @@ class UNet(nn.Module):
             )
             ch = channels[level - 1] if level else ch
         self.norm_out = _norm(ch, groups)
-        self.conv_out = nn.Conv2d(ch, in_channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(ch, out_channels or in_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)  # start by predicting 0: a calm first step
         nn.init.zeros_(self.conv_out.bias)
 
