@@ -79,13 +79,13 @@ CASES = [
         "08_guidance_explorer.png",
         ("ArrowRight", "Home", "End"),
     ),
-    # lesson 10's SDEdit strength slider (a FrameSlider, from strength 0)
+    # lesson 10's SDEdit strength slider (a FrameSlider from strength 0; 4 strengths in FAST mode)
     Case(
         "10_applications.ipynb",
         "strength",
         0,
         "10_sdedit_strength.png",
-        ("ArrowRight",) * 3 + ("End",),
+        ("ArrowRight",) * 2 + ("End",),
     ),
     # lesson 12's FrameSlider over the GAN and diffusion snapshots (starts at the first one)
     Case(

@@ -105,3 +105,16 @@ def test_ruff_lint_and_format_are_clean():
         ["ruff", "format", "--check", "."], cwd=ROOT, capture_output=True, text=True
     )
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_every_subpackage_is_listed_for_installation():
+    """A non-editable install (Colab's `pip install git+...`) ships only the listed packages."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    listed = set(config["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(init.parent.relative_to(root).parts)
+        for init in (root / "diffusion_lab").rglob("__init__.py")
+    }
+    assert found == listed, f"pyproject.toml [tool.setuptools] packages must be {sorted(found)}"
