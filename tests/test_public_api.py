@@ -40,6 +40,7 @@ ALLOWED = {
     },
     "widgets": {"utils", "schedules", "forward", "samplers", "viz"},
     "applications": {"utils", "schedules", "forward", "samplers", "models"},
+    "beyond": {"utils", "forward", "data", "training", "samplers"},  # lesson 13: data + flows
 }
 
 

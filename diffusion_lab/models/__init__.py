@@ -16,17 +16,21 @@ from .autoencoder import (
     train_autoencoder,
 )
 from .embeddings import LabelEmbedding, SinusoidalEmbedding, TimeMLP
+from .points import PointDenoiser
 from .unet import TextConditionedUNet, UNet
+from .unet1d import UNet1d
 
 __all__ = [
     "Autoencoder",
     "AutoencoderStep",
     "LabelEmbedding",
     "LatentDiffusion",
+    "PointDenoiser",
     "SinusoidalEmbedding",
     "TextConditionedUNet",
     "TimeMLP",
     "UNet",
+    "UNet1d",
     "autoencoder_loss",
     "encode_dataset",
     "latent_denoiser",
