@@ -29,3 +29,15 @@ class ZeroModel(nn.Module):
 
     def forward(self, xt, t, cond=None):
         return torch.zeros_like(xt)
+
+
+def gen_at(seed: int) -> torch.Generator:
+    """A fresh CPU generator at `seed`."""
+    return torch.Generator().manual_seed(seed)
+
+
+def seeded(make, seed: int = 0):
+    """Build a model with seeded initial weights without touching the global RNG stream."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return make()

@@ -44,44 +44,30 @@ from diffusion_lab.schedules import NoiseSchedule
 from diffusion_lab.toy import MLPDenoiser
 from diffusion_lab.training import TrainStep, train
 
+from .fakes import gen_at, seeded
+
 MU, SIGMA = torch.tensor([0.5, -0.3], dtype=torch.float64), 0.4  # Gaussian data N(MU, SIGMA^2 I)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def _g(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _seeded(make, seed: int = 0):
-    """Build a model with seeded initial weights without touching the global RNG stream."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return make()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----- audio -----
 def test_make_sounds_shapes_range_fades_and_reproducibility():
-    waves, kinds = make_sounds(30, generator=_g(0))
+    waves, kinds = make_sounds(30, generator=gen_at(0))
     assert waves.shape == (30, 1, 1024) and waves.dtype == torch.float32
     assert set(kinds) == {"tone", "chord", "chirp"} and len(kinds) == 30
     peak = waves.abs().amax((1, 2))
     assert (peak >= 0.5 - 1e-6).all() and (peak <= 0.9 + 1e-6).all()  # amplitude in [0.5, 0.9]
     assert waves[..., 0].abs().max() < 1e-6 and waves[..., -1].abs().max() < 0.01  # fades
-    again, kinds_again = make_sounds(30, generator=_g(0))
+    again, kinds_again = make_sounds(30, generator=gen_at(0))
     torch.testing.assert_close(waves, again)
     assert kinds == kinds_again
-    assert not torch.equal(waves, make_sounds(30, generator=_g(1))[0])
+    assert not torch.equal(waves, make_sounds(30, generator=gen_at(1))[0])
 
 
 def test_tones_sit_on_semitones_and_dominant_frequency_finds_them():
-    waves, kinds = make_sounds(20, kinds=("tone",), sample_rate=4000, generator=_g(2))
+    waves, kinds = make_sounds(20, kinds=("tone",), sample_rate=4000, generator=gen_at(2))
     assert kinds == ["tone"] * 20
     freq = dominant_frequency(waves[:, 0], 4000)
     note = 69 + 12 * torch.log2(freq / 440)  # back to MIDI numbers
@@ -97,7 +83,7 @@ def test_dominant_frequency_of_a_sine_on_a_bin_is_exact():
 
 
 def test_spectrogram_shape_and_its_brightest_row_is_the_tone():
-    waves, _ = make_sounds(3, kinds=("tone",), generator=_g(3))
+    waves, _ = make_sounds(3, kinds=("tone",), generator=gen_at(3))
     spec = spectrogram(waves, n_fft=128, hop=32)
     assert spec.shape == (3, 1, 65, 33)
     assert spectrogram(waves[0, 0]).shape == (65, 33)
@@ -107,8 +93,8 @@ def test_spectrogram_shape_and_its_brightest_row_is_the_tone():
 
 
 def test_sounds_are_peaky_and_flat_noise_is_not():
-    waves, kinds = make_sounds(60, generator=_g(4))
-    noise = 0.5 * torch.randn(60, 1024, generator=_g(5))
+    waves, kinds = make_sounds(60, generator=gen_at(4))
+    noise = 0.5 * torch.randn(60, 1024, generator=gen_at(5))
     flat_sound, flat_noise = spectral_flatness(waves[:, 0]), spectral_flatness(noise)
     assert flat_sound.max() < 0.01 and flat_noise.min() > 0.45  # white noise: exp(-0.577)
     peaks, peaks_noise = peak_energy_fraction(waves[:, 0]), peak_energy_fraction(noise)
@@ -126,13 +112,13 @@ def test_sound_arguments_are_checked():
 
 # ----- the 1-D U-Net -----
 def test_unet1d_follows_the_contract_and_starts_at_zero():
-    model = _seeded(lambda: UNet1d(length=64, channels=(8, 16, 32)))
+    model = seeded(lambda: UNet1d(length=64, channels=(8, 16, 32)))
     assert model.input_shape == (1, 64)
-    xt = torch.randn(3, 1, 64, generator=_g(0))
+    xt = torch.randn(3, 1, 64, generator=gen_at(0))
     for t in (torch.tensor([0, 10, 999]), 5, torch.tensor(5)):
         assert model(xt, t).shape == xt.shape
     assert model(xt, 3).abs().max() == 0  # zero-initialised output: a calm first step
-    nn.init.normal_(model.conv_out.weight, generator=_g(1))
+    nn.init.normal_(model.conv_out.weight, generator=gen_at(1))
     assert not torch.allclose(model(xt, 3), model(xt, 700))
     assert model.num_parameters() == sum(p.numel() for p in model.parameters())
     assert "length=64, channels=(8, 16, 32)" in repr(model)
@@ -156,11 +142,11 @@ def test_unet1d_shape_errors_are_clear():
 
 
 def test_unet1d_learns_on_sounds_with_the_course_loop():
-    waves, _ = make_sounds(64, length=64, generator=_g(6))
-    model = _seeded(lambda: UNet1d(length=64, channels=(8, 16)))
+    waves, _ = make_sounds(64, length=64, generator=gen_at(6))
+    model = seeded(lambda: UNet1d(length=64, channels=(8, 16)))
     records = list(
         train(model, waves, NoiseSchedule.linear(), num_steps=40, batch_size=16,
-              warmup_steps=5, progress=False, generator=_g(7))
+              warmup_steps=5, progress=False, generator=gen_at(7))
     )  # fmt: skip
     losses = torch.tensor([r.loss for r in records])
     assert losses.isfinite().all() and losses[-10:].mean() < losses[:10].mean()
@@ -168,19 +154,19 @@ def test_unet1d_learns_on_sounds_with_the_course_loop():
 
 # ----- point clouds -----
 def test_point_clouds_lie_on_their_outlines():
-    points, labels = point_cloud_shapes(30, num_points=64, generator=_g(0))
+    points, labels = point_cloud_shapes(30, num_points=64, generator=gen_at(0))
     assert points.shape == (30, 64, 2) and labels.shape == (30,) and labels.dtype == torch.long
     assert points.abs().max() <= 1 and set(labels.tolist()) == {0, 1, 2}
-    clean, clean_labels = point_cloud_shapes(30, num_points=400, noise=0.0, generator=_g(1))
+    clean, clean_labels = point_cloud_shapes(30, num_points=400, noise=0.0, generator=gen_at(1))
     norm = clean.norm(dim=-1)  # (30, 400) distance from the centre
     circle = clean_labels == SHAPES.index("circle")
     torch.testing.assert_close(norm[circle].amin(1), norm[circle].amax(1))  # one radius
     assert (norm.amax(1) >= 0.5 - 1e-5).all() and (norm.amax(1) <= 0.85 + 1e-5).all()
     fit = shape_fit(clean)
     assert torch.equal(fit["label"], clean_labels) and fit["distance"].max() < 0.04
-    again, _ = point_cloud_shapes(30, num_points=64, generator=_g(0))
+    again, _ = point_cloud_shapes(30, num_points=64, generator=gen_at(0))
     torch.testing.assert_close(points, again)
-    only, only_labels = point_cloud_shapes(4, shapes=("triangle",), generator=_g(2))
+    only, only_labels = point_cloud_shapes(4, shapes=("triangle",), generator=gen_at(2))
     assert (only_labels == 0).all()  # labels index the `shapes` asked for
     with pytest.raises(ValueError, match="shapes"):
         point_cloud_shapes(2, shapes=("star",))
@@ -192,35 +178,35 @@ def test_chamfer_distance_values():
     # a -> b: 1; b -> a: (1 + 3) / 2 = 2; averaged: 1.5
     torch.testing.assert_close(chamfer_distance(a, b), torch.tensor([1.5]))
     torch.testing.assert_close(chamfer_distance(b, a), torch.tensor([1.5]))
-    x = torch.randn(4, 10, 2, generator=_g(0))
+    x = torch.randn(4, 10, 2, generator=gen_at(0))
     torch.testing.assert_close(chamfer_distance(x, x), torch.zeros(4))
-    torch.testing.assert_close(chamfer_distance(x, x[:, torch.randperm(10, generator=_g(1))]),
+    torch.testing.assert_close(chamfer_distance(x, x[:, torch.randperm(10, generator=gen_at(1))]),
                                torch.zeros(4))  # fmt: skip
     with pytest.raises(ValueError, match="batches of clouds"):
         chamfer_distance(x[0], x[0])
 
 
 def test_shape_fit_names_the_shapes_and_scores_data_above_blobs():
-    points, labels = point_cloud_shapes(60, generator=_g(3))
+    points, labels = point_cloud_shapes(60, generator=gen_at(3))
     fit = shape_fit(points)
     assert (fit["label"] == labels).double().mean() >= 0.95
-    blobs = shape_fit(0.3 * torch.randn(60, 64, 2, generator=_g(4)))
+    blobs = shape_fit(0.3 * torch.randn(60, 64, 2, generator=gen_at(4)))
     assert fit["distance"].max() < blobs["distance"].min()
     assert fit["per_shape"].shape == (60, 3)
     # the fit ignores order, position and size
-    moved = 0.5 * points[:, torch.randperm(64, generator=_g(5))] + torch.tensor([0.2, -0.1])
+    moved = 0.5 * points[:, torch.randperm(64, generator=gen_at(5))] + torch.tensor([0.2, -0.1])
     torch.testing.assert_close(shape_fit(moved)["distance"], fit["distance"])
 
 
 def test_point_denoiser_is_permutation_equivariant_and_follows_the_contract():
-    model = _seeded(lambda: PointDenoiser(num_points=16, width=32, depth=2))
+    model = seeded(lambda: PointDenoiser(num_points=16, width=32, depth=2))
     assert model.input_shape == (16, 2)
-    xt = torch.randn(3, 16, 2, generator=_g(0))
+    xt = torch.randn(3, 16, 2, generator=gen_at(0))
     assert model(xt, 5).abs().max() == 0  # zero-initialised output
-    nn.init.normal_(model.point_out.weight, generator=_g(1))
+    nn.init.normal_(model.point_out.weight, generator=gen_at(1))
     out = model(xt, torch.tensor([1, 500, 999]))
     assert out.shape == xt.shape
-    perm = torch.randperm(16, generator=_g(2))
+    perm = torch.randperm(16, generator=gen_at(2))
     torch.testing.assert_close(model(xt[:, perm], torch.tensor([1, 500, 999])), out[:, perm])
     # the set summary matters: moving one point changes the prediction for the others
     nudged = xt.clone()
@@ -242,15 +228,15 @@ def digits():
 
 
 def test_moving_digit_clips_move_rigidly_and_keep_their_ink(digits):
-    clips = moving_digit_clips(12, frames=8, digits=digits, generator=_g(0))
+    clips = moving_digit_clips(12, frames=8, digits=digits, generator=gen_at(0))
     assert clips.shape == (12, 8, 1, 28, 28) and clips.min() >= -1 and clips.max() <= 1
     assert (clips[..., 0, 0] == -1).float().mean() > 0.5  # a black canvas
     report = motion_consistency(clips)
     assert report["correlation"] > 0.999 and report["mass_constant"] == 1.0
     steps = report["shifts"].abs()
     assert steps.max() <= 3 and (steps.sum((1, 2)) > 0).all()  # every digit moves, <= 3 px
-    torch.testing.assert_close(clips, moving_digit_clips(12, digits=digits, generator=_g(0)))
-    assert moving_digit_clips(2, generator=_g(1)).shape == (2, 8, 1, 28, 28)  # bundled MNIST
+    torch.testing.assert_close(clips, moving_digit_clips(12, digits=digits, generator=gen_at(0)))
+    assert moving_digit_clips(2, generator=gen_at(1)).shape == (2, 8, 1, 28, 28)  # bundled MNIST
 
 
 def test_motion_consistency_finds_a_known_shift_and_rejects_mixed_or_fading_clips(digits):
@@ -260,7 +246,7 @@ def test_motion_consistency_finds_a_known_shift_and_rejects_mixed_or_fading_clip
     shifted[:, 9:23, 10:24] = frame[:, 8:22, 8:22]  # moved by (dy, dx) = (1, 2)
     report = motion_consistency(torch.stack([frame, shifted])[None])
     assert report["shifts"][0, 0].tolist() == [1, 2] and report["correlation"] > 0.999
-    clips = moving_digit_clips(10, digits=digits, generator=_g(2))
+    clips = moving_digit_clips(10, digits=digits, generator=gen_at(2))
     mixed = clips.clone()
     mixed[:, 1::2] = clips.roll(1, dims=0)[:, 1::2]  # every other frame from another clip
     assert motion_consistency(mixed)["correlation"] < 0.6
@@ -271,7 +257,7 @@ def test_motion_consistency_finds_a_known_shift_and_rejects_mixed_or_fading_clip
 
 
 def test_clips_become_channels_of_the_image_unet_and_back(digits):
-    clips = moving_digit_clips(2, frames=8, digits=digits, generator=_g(3))
+    clips = moving_digit_clips(2, frames=8, digits=digits, generator=gen_at(3))
     stacked = clips_to_channels(clips)
     assert stacked.shape == (2, 8, 28, 28)
     torch.testing.assert_close(channels_to_clips(stacked), clips)
@@ -304,7 +290,7 @@ class FlowOracle(nn.Module):
 
 def test_eps_to_score_is_the_exact_score_of_noised_gaussian_data():
     a = torch.tensor([0.9, 0.5, 0.1, 0.02], dtype=torch.float64)  # per-sample alpha_bar (B,)
-    xt = torch.randn(4, 2, generator=_g(0), dtype=torch.float64).requires_grad_()
+    xt = torch.randn(4, 2, generator=gen_at(0), dtype=torch.float64).requires_grad_()
     marginal = torch.distributions.Normal(
         a.sqrt()[:, None] * MU, (a * SIGMA**2 + 1 - a).sqrt()[:, None]
     )
@@ -318,8 +304,8 @@ def test_eps_to_score_is_the_exact_score_of_noised_gaussian_data():
 def test_the_ddpm_path_is_the_flow_path_rescaled():
     schedule = NoiseSchedule.linear()
     a = schedule.alpha_bar[torch.tensor([0, 100, 500, 999])].double()
-    x0 = torch.randn(4, 2, generator=_g(1), dtype=torch.float64)
-    eps = torch.randn(4, 2, generator=_g(2), dtype=torch.float64)
+    x0 = torch.randn(4, 2, generator=gen_at(1), dtype=torch.float64)
+    eps = torch.randn(4, 2, generator=gen_at(2), dtype=torch.float64)
     xt = a.sqrt()[:, None] * x0 + (1 - a).sqrt()[:, None] * eps
     xs, s = ddpm_to_flow(xt, a)
     torch.testing.assert_close(xs, (1 - s)[:, None] * x0 + s[:, None] * eps)
@@ -330,7 +316,7 @@ def test_the_ddpm_path_is_the_flow_path_rescaled():
 
 def test_eps_to_velocity_matches_the_exact_flow_velocity():
     a = torch.tensor([0.95, 0.6, 0.2, 0.01], dtype=torch.float64)
-    xt = torch.randn(4, 2, generator=_g(3), dtype=torch.float64)
+    xt = torch.randn(4, 2, generator=gen_at(3), dtype=torch.float64)
     v = eps_to_velocity(xt, _eps_oracle(xt, a[:, None]), a)
     xs, s = ddpm_to_flow(xt, a)
     torch.testing.assert_close(v, _velocity_oracle(xs, s[:, None]))
@@ -339,8 +325,8 @@ def test_eps_to_velocity_matches_the_exact_flow_velocity():
 
 
 def test_flow_matching_loss_regresses_eps_minus_x0():
-    x0 = torch.randn(6, 2, generator=_g(4))
-    noise = torch.randn(6, 2, generator=_g(5))
+    x0 = torch.randn(6, 2, generator=gen_at(4))
+    noise = torch.randn(6, 2, generator=gen_at(5))
     t = torch.tensor([1, 100, 300, 500, 800, 999])
     s = t[:, None] / 999
 
@@ -362,13 +348,13 @@ def test_flow_matching_loss_regresses_eps_minus_x0():
     flow_matching_loss(spy, x0, t=t, noise=noise)
     torch.testing.assert_close(seen["xs"], (1 - s) * x0 + s * noise)
     assert torch.equal(seen["t"], t)
-    drawn = flow_matching_loss(spy, x0, generator=_g(6))
+    drawn = flow_matching_loss(spy, x0, generator=gen_at(6))
     assert seen["t"].dtype == torch.long and 0 <= seen["t"].min() and seen["t"].max() <= 999
     assert drawn.isfinite()
 
 
 def test_euler_with_the_exact_field_maps_noise_onto_gaussian_data():
-    x1 = torch.randn(4000, 2, generator=_g(7))
+    x1 = torch.randn(4000, 2, generator=gen_at(7))
     steps = list(euler_sample(FlowOracle(), x1, num_steps=200))
     assert len(steps) == 200 and isinstance(steps[0], SamplerStep)
     assert steps[0].t == 999 and steps[-1].t == 5  # t of each model call: s = 1 .. 1/200
@@ -388,18 +374,18 @@ def test_euler_step_is_the_straight_line_update():
 
 
 def test_train_flow_yields_records_and_learns_a_gaussian():
-    data = (MU + SIGMA * torch.randn(2000, 2, generator=_g(8), dtype=torch.float64)).float()
-    model = _seeded(lambda: MLPDenoiser(hidden=64, depth=2))
+    data = (MU + SIGMA * torch.randn(2000, 2, generator=gen_at(8), dtype=torch.float64)).float()
+    model = seeded(lambda: MLPDenoiser(hidden=64, depth=2))
     records = list(
         train_flow(model, data, num_steps=300, batch_size=128, warmup_steps=20,
-                   generator=_g(9))
+                   generator=gen_at(9))
     )  # fmt: skip
     assert len(records) == 300 and isinstance(records[0], TrainStep) and records[-1].step == 300
     assert records[0].t.dtype == torch.long and records[0].t.shape == (128,)
     losses = torch.tensor([r.loss for r in records])
     assert losses[-50:].mean() < losses[:50].mean()
     with torch.no_grad():
-        x0 = last(euler_sample(model, torch.randn(1000, 2, generator=_g(10)), num_steps=20))
+        x0 = last(euler_sample(model, torch.randn(1000, 2, generator=gen_at(10)), num_steps=20))
     torch.testing.assert_close(x0.double().mean(0), MU, atol=0.1, rtol=0)
     assert (x0.double().std(0) - SIGMA).abs().max() < 0.15
 

@@ -23,36 +23,22 @@ from diffusion_lab.toy import (
 )
 from diffusion_lab.training import train
 
+from .fakes import gen_at, seeded
+
 RADIUS, STD = 0.75, 0.05  # a ring that stays inside [-1, 1], as q_sample requires
 CENTRES = ring_centres(8, radius=RADIUS)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def _g(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _seeded(make, seed: int = 0):
-    """Build a model with seeded initial weights without touching the global RNG stream."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return make()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _ring(n: int, seed: int) -> torch.Tensor:
-    return gaussian_ring(n, num_modes=8, radius=RADIUS, std=STD, generator=_g(seed))
+    return gaussian_ring(n, num_modes=8, radius=RADIUS, std=STD, generator=gen_at(seed))
 
 
 # ----- ring_centres and mode_coverage -----
 def test_ring_centres_are_the_centres_of_gaussian_ring():
-    points = gaussian_ring(16, num_modes=8, radius=RADIUS, std=0.0, generator=_g(0))
+    points = gaussian_ring(16, num_modes=8, radius=RADIUS, std=0.0, generator=gen_at(0))
     torch.testing.assert_close(points, CENTRES.repeat(2, 1))
     torch.testing.assert_close(CENTRES.norm(dim=1), torch.full((8,), RADIUS))
 
@@ -66,7 +52,7 @@ def test_samples_from_the_ring_cover_every_mode():
 
 
 def test_samples_at_one_centre_cover_exactly_one_mode():
-    samples = CENTRES[3] + 0.01 * torch.randn(500, 2, generator=_g(0))
+    samples = CENTRES[3] + 0.01 * torch.randn(500, 2, generator=gen_at(0))
     report = mode_coverage(samples, CENTRES, radius=3 * STD)
     assert report["covered"] == 1
     assert report["shares"][3] == 1.0 and report["shares"].sum() == 1.0
@@ -121,7 +107,7 @@ def test_energy_distance_is_zero_for_identical_sets_and_grows_with_a_shift():
 
 def test_energy_distance_separates_ring_from_noise():
     a, b = _ring(500, seed=0), _ring(500, seed=1)
-    noise = torch.randn(500, 2, generator=_g(2))
+    noise = torch.randn(500, 2, generator=gen_at(2))
     assert energy_distance(a, b) < 0.1 * energy_distance(a, noise)
 
 
@@ -148,9 +134,9 @@ def test_distances_reject_mismatched_sets():
 
 # ----- the models -----
 def test_mlp_denoiser_follows_the_contract():
-    model = _seeded(MLPDenoiser)
+    model = seeded(MLPDenoiser)
     torch.nn.init.normal_(model.output.weight, std=0.1)  # leave the zero start: see t matter
-    xt = torch.randn(5, 2, generator=_g(0))
+    xt = torch.randn(5, 2, generator=gen_at(0))
     batched = model(xt, torch.full((5,), 7))
     assert batched.shape == xt.shape
     torch.testing.assert_close(model(xt, 7), batched)  # a scalar t is broadcast
@@ -161,8 +147,8 @@ def test_mlp_denoiser_follows_the_contract():
 
 
 def test_mlp_denoiser_starts_at_zero_and_follows_dtype():
-    model = _seeded(lambda: MLPDenoiser(3, hidden=16, depth=2, time_dim=8)).double()
-    xt = torch.randn(4, 3, dtype=torch.float64, generator=_g(0))
+    model = seeded(lambda: MLPDenoiser(3, hidden=16, depth=2, time_dim=8)).double()
+    xt = torch.randn(4, 3, dtype=torch.float64, generator=gen_at(0))
     out = model(xt, torch.tensor([0, 1, 2, 999]))
     assert out.dtype == torch.float64 and out.shape == (4, 3)
     assert out.abs().max() == 0  # zero-initialised output layer
@@ -206,7 +192,7 @@ def test_models_reject_bad_sizes():
 # ----- short diffusion training on the ring -----
 @pytest.fixture(scope="module")
 def trained_denoiser():
-    model = _seeded(MLPDenoiser)
+    model = seeded(MLPDenoiser)
     schedule = NoiseSchedule.linear(1000)
     steps = train(
         model,
@@ -215,7 +201,7 @@ def trained_denoiser():
         num_steps=200,
         warmup_steps=20,
         progress=False,
-        generator=_g(0),
+        generator=gen_at(0),
     )
     losses = [s.loss for s in steps]
     return model, schedule, losses
@@ -230,7 +216,7 @@ def test_short_diffusion_training_lowers_the_loss(trained_denoiser):
 
 def test_sampling_the_trained_denoiser_moves_noise_onto_the_modes(trained_denoiser):
     model, schedule, _ = trained_denoiser
-    x_T = torch.randn(2000, 2, generator=_g(2))
+    x_T = torch.randn(2000, 2, generator=gen_at(2))
     x0 = sample(model.eval(), schedule, x_T, sampler="ddim", num_steps=20, progress=False)
     before = mode_coverage(x_T, CENTRES, radius=3 * STD)
     after = mode_coverage(x0, CENTRES, radius=3 * STD)
@@ -243,7 +229,7 @@ def test_sampling_the_trained_denoiser_moves_noise_onto_the_modes(trained_denois
 
 def test_diffusion_training_and_sampling_are_deterministic():
     def run():
-        model = _seeded(lambda: MLPDenoiser(hidden=32, depth=2))
+        model = seeded(lambda: MLPDenoiser(hidden=32, depth=2))
         schedule = NoiseSchedule.linear(100, beta_end=0.2)
         steps = train(
             model,
@@ -252,12 +238,12 @@ def test_diffusion_training_and_sampling_are_deterministic():
             num_steps=10,
             batch_size=32,
             progress=False,
-            generator=_g(5),
+            generator=gen_at(5),
         )
         losses = [s.loss for s in steps]
-        x_T = torch.randn(64, 2, generator=_g(6))
+        x_T = torch.randn(64, 2, generator=gen_at(6))
         x0 = sample(
-            model, schedule, x_T, sampler="ddpm", num_steps=10, generator=_g(7), progress=False
+            model, schedule, x_T, sampler="ddpm", num_steps=10, generator=gen_at(7), progress=False
         )
         return losses, x0
 
@@ -268,10 +254,10 @@ def test_diffusion_training_and_sampling_are_deterministic():
 
 # ----- the GAN baseline -----
 def test_short_gan_training_yields_finite_records():
-    generator, critic = _seeded(Generator, 0), _seeded(Discriminator, 1)
+    generator, critic = seeded(Generator, 0), seeded(Discriminator, 1)
     records = list(
         train_gan(
-            generator, critic, _ring(1000, 0), num_steps=50, batch_size=64, generator_rng=_g(3)
+            generator, critic, _ring(1000, 0), num_steps=50, batch_size=64, generator_rng=gen_at(3)
         )
     )
     assert [r.step for r in records] == list(range(1, 51))
@@ -281,18 +267,23 @@ def test_short_gan_training_yields_finite_records():
     assert records[0].seconds <= records[-1].seconds
     # at the start D cannot tell real from fake: both its terms are near log 2
     assert records[0].d_loss == pytest.approx(2 * math.log(2), abs=0.2)
-    points = gan_sample(generator, 10, generator_rng=_g(4))
+    points = gan_sample(generator, 10, generator_rng=gen_at(4))
     assert points.shape == (10, 2) and not points.requires_grad
 
 
 def test_gan_training_and_sampling_are_deterministic():
     def run(seed):
-        generator, critic = _seeded(Generator, 0), _seeded(Discriminator, 1)
+        generator, critic = seeded(Generator, 0), seeded(Discriminator, 1)
         records = train_gan(
-            generator, critic, _ring(500, 0), num_steps=20, batch_size=32, generator_rng=_g(seed)
+            generator,
+            critic,
+            _ring(500, 0),
+            num_steps=20,
+            batch_size=32,
+            generator_rng=gen_at(seed),
         )
         losses = [(r.d_loss, r.g_loss) for r in records]
-        return losses, gan_sample(generator, 16, generator_rng=_g(9))
+        return losses, gan_sample(generator, 16, generator_rng=gen_at(9))
 
     (losses_a, x_a), (losses_b, x_b), (losses_c, _) = run(3), run(3), run(4)
     assert losses_a == losses_b
