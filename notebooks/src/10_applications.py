@@ -17,7 +17,8 @@
 # lessons 6-7 (`sample`, DDIM steps on a strided grid of timesteps) and lesson 8 (`cond=`).
 #
 # **Time to run** (Restart & Run All, full mode): about 3.5 minutes on a 2-core laptop CPU
-# (measured: 198 s), of which 90 s is training; GPU: not measured yet.
+# (measured: 198 s), of which 90 s is training; GPU: about 1 minute on an NVIDIA H100 (measured:
+# 69 s, the code cells run as a script; the 90-second training stops at its 2,000-step cap in 50 s).
 
 # %%
 # On Colab, install the course package; elsewhere `pip install -r requirements.txt` already did

@@ -16,7 +16,8 @@
 # lessons 8-9 for the map at the end.
 #
 # **Time to run** (Restart & Run All, full mode): about 4 minutes on a 2-core laptop CPU
-# (measured: 232 s), most of it 3 minutes of training; GPU: not measured yet.
+# (measured: 232 s), most of it 3 minutes of training; GPU: about 1 minute on an NVIDIA H100
+# (measured: 62 s, the code cells run as a script).
 
 # %%
 # On Colab, install the course package; elsewhere `pip install -r requirements.txt` already did
@@ -278,8 +279,9 @@ plt.show()
 # little from run to run; `benchmarks/applications.py` runs the race for longer.
 #
 # On a GPU the picture changes: both networks are small enough that a GPU runs them in a few
-# milliseconds per step whatever the tensor size, so the step counts come out alike (both hit the
-# cap of 1,000 steps), and the latent model's advantage has to come from quality per step. The
+# milliseconds per step whatever the tensor size. On an NVIDIA H100 both hit the cap of 1,000 steps
+# in about 20 s (52 against 44 steps per second), sampled in about 1 ms per digit, and came out
+# alike: 67% confidently classified each. Per step, the latent model was no better here. The
 # saving that matters for Stable Diffusion is at 512x512, where the pixel U-Net would work on 48
 # times more numbers.
 #
