@@ -40,7 +40,7 @@ from .data import load_mnist
 from .forward import eps_to_x0
 from .samplers import SamplerStep
 from .training import TrainStep
-from .utils import append_dims, randn, warmup_cosine_lr
+from .utils import append_dims, optimizer_step, randn, warmup_cosine_lr
 
 __all__ = [
     "SHAPES",
@@ -565,14 +565,8 @@ def train_flow(
             raise FloatingPointError(
                 f"the loss became {loss.item()} at step {step + 1}; try a smaller lr (now {lr})"
             )
-        for group in optimizer.param_groups:
-            group["lr"] = warmup_cosine_lr(
-                step, lr=lr, warmup_steps=warmup_steps, num_steps=num_steps
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        lr_now = warmup_cosine_lr(step, lr=lr, warmup_steps=warmup_steps, num_steps=num_steps)
+        optimizer_step(optimizer, loss, model.parameters(), lr=lr_now)
         seconds = time.perf_counter() - start
         yield TrainStep(step + 1, loss.item(), t, seconds)
         if max_minutes is not None and seconds > 60 * max_minutes:

@@ -23,7 +23,7 @@ from torch import nn
 from .conditioning import drop_cond, null_cond
 from .forward import q_sample, v_target
 from .schedules import NoiseSchedule
-from .utils import randn, warmup_cosine_lr
+from .utils import optimizer_step, randn, warmup_cosine_lr
 
 __all__ = [
     "EMA",
@@ -288,12 +288,7 @@ def train(
                     f"rate (lr={lr} now), check that the data lie in [-1, 1], or resume from the "
                     "last checkpoint, which was kept."
                 )
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
+            optimizer_step(optimizer, loss, model.parameters(), lr=lr_at(step))
             if ema is not None:
                 ema.update(model)
             step += 1

@@ -20,6 +20,7 @@ __all__ = [
     "warmup_cosine_lr",
     "eval_mode",
     "get_device",
+    "optimizer_step",
     "png_bytes",
     "randn",
     "seed_everything",
@@ -132,9 +133,23 @@ def png_bytes(image: np.ndarray, *, compress_level: int = 1) -> bytes:
 
 def warmup_cosine_lr(step: int, *, lr: float, warmup_steps: int, num_steps: int) -> float:
     """Learning rate at optimiser step `step` (0-based): linear warm-up over `warmup_steps`,
-    then cosine decay to 10% of `lr` at `num_steps`. Used by `training.train` and `train_clip`.
+    then cosine decay to 10% of `lr` at `num_steps`. Used by every training loop of the course.
     """
     if step < warmup_steps:
         return lr * (step + 1) / warmup_steps
     progress = min(1.0, (step - warmup_steps) / max(1, num_steps - warmup_steps))
     return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def optimizer_step(
+    optimizer: torch.optim.Optimizer, loss: torch.Tensor, parameters, *, lr: float,
+    max_norm: float = 1.0,
+) -> None:  # fmt: skip
+    """One optimiser step at learning rate `lr`: backpropagate `loss`, clip the gradients of
+    `parameters` to total norm `max_norm`, and step. The shared end of every training loop."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+    optimizer.step()

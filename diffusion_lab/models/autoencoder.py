@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..utils import eval_mode, warmup_cosine_lr
+from ..utils import eval_mode, optimizer_step, warmup_cosine_lr
 from .unet import UNet
 
 __all__ = [
@@ -232,14 +232,8 @@ def train_autoencoder(
                     f"rate (lr={lr} now) and check that the images lie in [-1, 1]."
                 )
             # 3. one Adam step at this step's learning rate
-            for group in optimizer.param_groups:
-                group["lr"] = warmup_cosine_lr(
-                    step, lr=lr, warmup_steps=warmup_steps, num_steps=num_steps
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(ae.parameters(), 1.0)
-            optimizer.step()
+            lr_now = warmup_cosine_lr(step, lr=lr, warmup_steps=warmup_steps, num_steps=num_steps)
+            optimizer_step(optimizer, loss, ae.parameters(), lr=lr_now)
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)

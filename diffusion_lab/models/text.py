@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..utils import warmup_cosine_lr
+from ..utils import optimizer_step, warmup_cosine_lr
 
 __all__ = [
     "CLIP",
@@ -439,12 +439,7 @@ def train_clip(
                 f"the loss became {loss.item()} at step {step + 1}; try a smaller lr (now {lr})"
             )
         # 3. one AdamW step at this step's learning rate
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(clip.parameters(), 1.0)
-        optimizer.step()
+        optimizer_step(optimizer, loss, clip.parameters(), lr=lr_at(step))
         yield CLIPStep(step + 1, loss.item(), time.perf_counter() - start)
 
 
