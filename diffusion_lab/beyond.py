@@ -57,10 +57,12 @@ __all__ = [
     "flow_alpha_bar",
     "flow_matching_loss",
     "flow_time",
+    "gaussian_mixture_score",
     "make_sounds",
     "motion_consistency",
     "moving_digit_clips",
     "peak_energy_fraction",
+    "playable",
     "point_cloud_shapes",
     "score_to_eps",
     "shape_fit",
@@ -206,6 +208,22 @@ def peak_energy_fraction(wave: torch.Tensor, *, top_k: int = 16) -> torch.Tensor
     return power.topk(top_k, dim=-1).values.sum(-1) / power.sum(-1).clamp(min=1e-12)
 
 
+def playable(waves: torch.Tensor, *, sample_rate: int = 4000, rate: int = 8000, gap: float = 0.15):
+    """Waves (n, 1, L) or (n, L) in [-1, 1] joined into one track for `IPython.display.Audio`.
+
+    Each wave is resampled from `sample_rate` to `rate` (linear interpolation; some browsers
+    refuse very low rates) and followed by `gap` seconds of silence. Returns a 1-D numpy array
+    to play at `rate`, e.g. Audio(playable(waves), rate=8000, normalize=False).
+    Introduced in: notebooks/13_beyond_images.ipynb
+    """
+    _check_n(sample_rate=sample_rate, rate=rate)
+    x = waves.detach().float().cpu().reshape(len(waves), -1)  # (n, L)
+    length = round(x.shape[1] * rate / sample_rate)
+    x = F.interpolate(x[:, None], size=length, mode="linear", align_corners=True)[:, 0]
+    silence = torch.zeros(len(x), round(gap * rate))
+    return torch.cat([x.clamp(-1, 1), silence], dim=1).flatten().numpy()
+
+
 # ----- point clouds: sets (n, num_points, 2) in [-1, 1] -----
 def _outline(shape: str, u: torch.Tensor) -> torch.Tensor:
     """Points at fractions u (...,) of the way round a shape of circumradius 1: (..., 2)."""
@@ -226,11 +244,13 @@ def point_cloud_shapes(
     num_points: int = 64,
     shapes: tuple[str, ...] = SHAPES,
     noise: float = 0.02,
+    rotate: bool = True,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Point clouds on outlines: (points (n, num_points, 2) in [-1, 1], labels (n,) into shapes).
 
-    Each cloud picks a shape, a rotation (uniform angle), a circumradius in [0.5, 0.85] and
+    Each cloud picks a shape, a rotation (uniform angle; upright if not `rotate`), a
+    circumradius in [0.5, 0.85] and
     `num_points` positions uniformly along the perimeter, then adds Gaussian jitter of std
     `noise`. The order of the points carries no information.
     Introduced in: notebooks/13_beyond_images.ipynb
@@ -240,7 +260,7 @@ def point_cloud_shapes(
     g = generator
     labels = _randint(0, len(shapes), n, generator=g)  # (n,)
     u = _rand(n, num_points, generator=g)  # (n, P) positions along the perimeter
-    angle = 2 * math.pi * _rand(n, generator=g)  # (n,)
+    angle = 2 * math.pi * _rand(n, generator=g) * rotate  # (n,); drawn either way
     radius = 0.5 + 0.35 * _rand(n, generator=g)  # (n,)
     jitter = noise * randn((n, num_points, 2), generator=g).cpu()
     points = torch.zeros(n, num_points, 2)
@@ -453,6 +473,30 @@ def eps_to_score(eps_hat: torch.Tensor, alpha_bar_t: torch.Tensor | float) -> to
 def score_to_eps(score: torch.Tensor, alpha_bar_t: torch.Tensor | float) -> torch.Tensor:
     """The inverse of `eps_to_score`: eps_hat = -sqrt(1 - alpha_bar_t) * score."""
     return -(1 - _level(alpha_bar_t, score)).sqrt() * score
+
+
+def gaussian_mixture_score(
+    x: torch.Tensor, centres: torch.Tensor, std: float, alpha_bar_t: torch.Tensor | float
+) -> torch.Tensor:
+    """The exact score grad log q_t(x) of an equal-weight Gaussian mixture noised to alpha_bar_t.
+
+    Data: centres c_k (K, D) with isotropic spread `std` (e.g. `data.gaussian_ring`). Noised by
+    the forward process each component stays Gaussian, mean sqrt(a) c_k and variance
+    a std^2 + 1 - a, so the score is sum_k w_k(x) (sqrt(a) c_k - x) / variance, with w_k(x) the
+    posterior weight of component k. An oracle for `eps_to_score`: eps* = -sqrt(1 - a) score.
+    Introduced in: notebooks/13_beyond_images.ipynb
+    """
+    if x.ndim != 2 or centres.ndim != 2 or x.shape[1] != centres.shape[1]:
+        raise ValueError(
+            f"x must be (N, D) and centres (K, D), got {tuple(x.shape)} and {tuple(centres.shape)}"
+        )
+    a = torch.as_tensor(alpha_bar_t, dtype=x.dtype, device=x.device)
+    a = a[:, None, None] if a.ndim == 1 else a  # per-sample levels (N,) broadcast over (N, K, D)
+    means = a.sqrt() * centres.to(x)  # (K, D), or (N, K, D) per sample
+    variance = a * std**2 + 1 - a
+    offset = means - x[:, None, :]  # (N, K, D): from x towards each noised centre
+    weights = torch.softmax(-offset.square().sum(-1) / (2 * variance.reshape(-1, 1)), dim=1)
+    return (weights[..., None] * offset).sum(1) / variance.reshape(-1, 1)
 
 
 def flow_time(alpha_bar_t: torch.Tensor | float) -> torch.Tensor:

@@ -23,6 +23,10 @@ from .schedules import NoiseSchedule
 __all__ = [
     "CheckResult",
     "check_add_noise",
+    "check_flow_path",
+    "check_eps_to_score",
+    "check_chamfer_distance",
+    "check_spectral_flatness",
     "check_cfg_combine",
     "check_contrastive_loss",
     "check_cross_attention",
@@ -1834,3 +1838,175 @@ def check_to_latent(fn: Callable) -> CheckResult:
             }, f"scale {scale}")  # fmt: skip
 
     return _run("to_latent", body, "images become scaled latents of shape (B, 4, 7, 7)")
+
+
+# ===== lesson 13: beyond images =====
+def _flatness(power: torch.Tensor, *, geometric: bool = True) -> torch.Tensor:
+    mean = power.log().mean(-1).exp() if geometric else power.median(-1).values
+    return mean / power.mean(-1)
+
+
+@_register(
+    "spectral_flatness",
+    "notebooks/13_beyond_images.ipynb",
+    "Work along the last dimension (the frequencies), one number per row. The geometric mean of "
+    "positive numbers is exp(mean(log(p))); the arithmetic mean is mean(p). Flatness is the "
+    "first divided by the second, so it is at most 1 and equals 1 for a perfectly flat "
+    "spectrum.",
+    """
+    def spectral_flatness(power):
+        return power.log().mean(-1).exp() / power.mean(-1)
+    """,
+)
+def check_spectral_flatness(fn: Callable) -> CheckResult:
+    """Check `fn(power)`: geometric over arithmetic mean of each row of a power spectrum."""
+
+    def body():
+        peaky = torch.full((64,), 1e-4)
+        peaky[[5, 9, 17]] = 1.0  # a chord: three strong bins
+        power = torch.stack([
+            torch.ones(64),  # perfectly flat: 1
+            peaky,
+            torch.rand(64, generator=_gen(70)) + 0.1,
+        ])  # fmt: skip
+        out = _call("spectral_flatness", fn, power.clone())
+        if isinstance(out, torch.Tensor) and out.numel() == 1:
+            raise _Fail(
+                "you returned one number for all 3 spectra; take the means along the last "
+                "dimension (dim=-1), one flatness per row"
+            )
+        _compare(out, _flatness(power), {
+            "that is arithmetic over geometric mean, the inverse: flatness is at most 1":
+                1 / _flatness(power),
+            "that is the log of the flatness: take exp of mean(log(p)) before dividing":
+                power.log().mean(-1) - power.mean(-1).log(),
+            "that is the median over the mean; the numerator is the geometric mean, "
+            "exp(mean(log(p)))":
+                _flatness(power, geometric=False),
+        }, "a flat, a peaky and a random spectrum", rtol=1e-4, atol=1e-6)  # fmt: skip
+
+    return _run("spectral_flatness", body, "1 for a flat spectrum, near 0 for a few notes")
+
+
+def _chamfer(a, b, *, both=True, average=True, squared=False):
+    d = torch.cdist(a, b)
+    d = d.square() if squared else d
+    ab, ba = d.min(1).values.mean(), d.min(0).values.mean()
+    if not both:
+        return ab
+    return 0.5 * (ab + ba) if average else ab + ba
+
+
+@_register(
+    "chamfer_distance",
+    "notebooks/13_beyond_images.ipynb",
+    "torch.cdist(a, b) is the (N, M) table of all distances. Its minimum along dim 1 gives, "
+    "for each point of a, the distance to its nearest point of b; along dim 0, the same for b. "
+    "Average each, then average the two directions.",
+    """
+    def chamfer_distance(a, b):
+        d = torch.cdist(a, b)
+        return 0.5 * (d.min(1).values.mean() + d.min(0).values.mean())
+    """,
+)
+def check_chamfer_distance(fn: Callable) -> CheckResult:
+    """Check `fn(a, b)`: the symmetric Chamfer distance between clouds (N, D) and (M, D)."""
+
+    def body():
+        a = torch.randn(30, 2, generator=_gen(71))
+        b = torch.cat([a[:10] + 0.05, torch.randn(15, 2, generator=_gen(72)) + 2.0])
+        out = _call("chamfer_distance", fn, a.clone(), b.clone())
+        _compare(out, _chamfer(a, b), {
+            "only one direction: also average, for each point of b, the distance to its "
+            "nearest point of a; otherwise stray points of b, far from a, cost nothing":
+                _chamfer(a, b, both=False),
+            "only one direction, from b to a: add the direction from a to b as well; "
+            "otherwise b could cover just part of a":
+                _chamfer(b, a, both=False),
+            "you added the two directions; the course averages them: 0.5 * (a->b + b->a)":
+                _chamfer(a, b, average=False),
+            "those are squared distances; use the distances themselves (torch.cdist)":
+                _chamfer(a, b, squared=True),
+        }, "two clouds that overlap in part", rtol=1e-4, atol=1e-6)  # fmt: skip
+        shuffled = _call(
+            "chamfer_distance", fn, a.clone(), a[torch.randperm(30, generator=_gen(73))]
+        )
+        if abs(float(shuffled)) > 1e-3:  # cdist rounds self-distances to ~1e-5
+            raise _Fail(
+                f"a cloud against its own points in another order must give 0, got "
+                f"{float(shuffled):.4g}: a point cloud is a set, order carries no meaning"
+            )
+
+    return _run("chamfer_distance", body, "0 for the same set in any order")
+
+
+@_register(
+    "eps_to_score",
+    "notebooks/13_beyond_images.ipynb",
+    "The noised point is x_t = sqrt(a) x0 + sqrt(1 - a) eps. The score points the other way "
+    "from the noise that was added, and is larger when less noise was added: divide minus the "
+    "noise estimate by the noise's standard deviation, sqrt(1 - a).",
+    """
+    def eps_to_score(eps_hat, alpha_bar_t):
+        return -eps_hat / (1 - alpha_bar_t) ** 0.5
+    """,
+)
+def check_eps_to_score(fn: Callable) -> CheckResult:
+    """Check `fn(eps_hat, alpha_bar_t)`: the score -eps_hat / sqrt(1 - alpha_bar_t)."""
+
+    def body():
+        eps = torch.randn(6, 2, generator=_gen(74))
+        for a in (0.9, 0.2):
+            out = _call("eps_to_score", fn, eps.clone(), a)
+            _compare(out, -eps / math.sqrt(1 - a), {
+                "the sign is flipped: the score points towards the data, against the noise":
+                    eps / math.sqrt(1 - a),
+                "divide by the standard deviation sqrt(1 - alpha_bar), not the variance":
+                    -eps / (1 - a),
+                "divide by the noise's standard deviation sqrt(1 - alpha_bar), not by "
+                "sqrt(alpha_bar)":
+                    -eps / math.sqrt(a),
+                "divide by sqrt(1 - alpha_bar); you multiplied":
+                    -eps * math.sqrt(1 - a),
+            }, f"alpha_bar = {a}")  # fmt: skip
+
+    return _run("eps_to_score", body, "the score is minus the noise, per unit of noise")
+
+
+@_register(
+    "flow_path",
+    "notebooks/13_beyond_images.ipynb",
+    "The straight path goes from the data at s = 0 to the noise at s = 1: x_s = (1 - s) x0 "
+    "+ s eps. Its velocity is the derivative with respect to s, the same at every s.",
+    """
+    def flow_path(x0, eps, s):
+        return (1 - s) * x0 + s * eps, eps - x0
+    """,
+)
+def check_flow_path(fn: Callable) -> CheckResult:
+    """Check `fn(x0, eps, s)`: (x_s, velocity) on the straight path, s of shape (B, 1)."""
+
+    def body():
+        x0 = torch.randn(5, 2, generator=_gen(75))
+        eps = torch.randn(5, 2, generator=_gen(76))
+        s = torch.tensor([[0.0], [0.1], [0.5], [0.8], [1.0]])
+        out = _call("flow_path", fn, x0.clone(), eps.clone(), s.clone())
+        if not isinstance(out, tuple | list) or len(out) != 2:
+            raise _Fail("return two tensors: (x_s, velocity)")
+        xs, v = out
+        _compare(xs, (1 - s) * x0 + s * eps, {
+            "the ends are swapped: at s = 0 the path starts at the data x0, at s = 1 it is "
+            "pure noise": s * x0 + (1 - s) * eps,
+            "that is the DDPM-style path with square roots; the flow path is a straight "
+            "line, (1 - s) x0 + s eps": (1 - s).sqrt() * x0 + s.sqrt() * eps,
+        }, "x_s")  # fmt: skip
+        _compare(v.expand_as(x0) if isinstance(v, torch.Tensor) else v, eps - x0, {
+            "the velocity points the wrong way: d x_s / ds = eps - x0 (from data to noise)":
+                x0 - eps,
+            "that is the noise alone, the target of noise prediction; the velocity along "
+            "the path is eps - x0": eps,
+            "that is x_s itself; the velocity is the derivative d x_s / ds = eps - x0":
+                (1 - s) * x0 + s * eps,
+        }, "velocity")  # fmt: skip
+
+    return _run("flow_path", body, "the straight path from data to noise, and its velocity")

@@ -28,6 +28,7 @@ __all__ = [
     "plot_schedules",
     "show_hole",
     "show_images",
+    "show_sounds",
 ]
 
 
@@ -213,16 +214,21 @@ def points_frame(
     titles: Sequence[str] | None = None,
     lim: float = 1.2,
     size: float = 2.4,
-    dpi: int = 60,
+    dpi: int = 80,
     reference: torch.Tensor | None = None,
+    arrows: Sequence[tuple[torch.Tensor, torch.Tensor] | None] | None = None,
 ) -> torch.Tensor:
     """Draw point clouds (N, 2) side by side and return the picture as an image (3, H, W).
 
     The result is in [-1, 1] like every image of the course, so a list of them can feed
     `widgets.FrameSlider` (an animation of samples during training). `reference`, optional,
-    is drawn in light grey behind every panel (the data).
+    is drawn in light grey behind every panel (the data). `arrows`, optional, gives each panel
+    a vector field to draw under its points: (positions (M, 2), vectors (M, 2)), e.g. from
+    `beyond.vector_field_grid`, or None for no arrows on that panel.
     Introduced in: notebooks/12_why_diffusion.ipynb
     """
+    if arrows is not None and len(arrows) != len(point_sets):
+        raise ValueError(f"{len(point_sets)} panels but {len(arrows)} entries in arrows")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -232,6 +238,10 @@ def points_frame(
         ax = fig.add_subplot(1, len(point_sets), i + 1)
         if reference is not None:
             plot_points(reference, ax=ax, s=1, color="0.85")
+        if arrows is not None and arrows[i] is not None:
+            where, vectors = (v.detach().float().cpu() for v in arrows[i])
+            ax.quiver(where[:, 0], where[:, 1], vectors[:, 0], vectors[:, 1], color="0.45",
+                      angles="xy", width=0.004)  # fmt: skip
         plot_points(points, ax=ax, s=1, color=f"C{i}")
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[])
         if titles is not None:
@@ -293,3 +303,43 @@ class LossPlot:
             self._handle = display(fig, display_id=True)
         else:
             self._handle.update(fig)
+
+
+def show_sounds(
+    waves: torch.Tensor,
+    *,
+    titles: Sequence[str] | None = None,
+    sample_rate: int = 4000,
+    n_fft: int = 128,
+) -> plt.Figure:
+    """Each sound (n, 1, L) or (n, L) as its waveform (top) over its spectrogram (below).
+
+    The spectrogram is `beyond.spectrogram` in dB, shown from -60 dB to 20 dB: a pure tone is one
+    bright line, a chord several, a chirp a slanted line, and noise fills the whole panel.
+    Introduced in: notebooks/13_beyond_images.ipynb
+    """
+    from .beyond import spectrogram
+
+    x = torch.as_tensor(waves).detach().float().cpu()
+    x = x.reshape(len(x), -1) if x.ndim == 3 and x.shape[1] == 1 else x
+    if x.ndim != 2:
+        raise ValueError(f"waves must be (n, 1, L) or (n, L), got {tuple(waves.shape)}")
+    if titles is not None and len(titles) != len(x):
+        raise ValueError(f"{len(x)} sounds but {len(titles)} titles")
+    n, length = x.shape
+    fig, axes = plt.subplots(2, n, figsize=(1.8 * n, 3.0), squeeze=False,
+                             gridspec_kw=dict(height_ratios=[1, 2]))  # fmt: skip
+    seconds = length / sample_rate
+    for i in range(n):
+        top, bottom = axes[0, i], axes[1, i]
+        top.plot(np.arange(length) / sample_rate, x[i].numpy(), lw=0.4)
+        top.set(xlim=(0, seconds), ylim=(-1.1, 1.1), xticks=[], yticks=[])
+        if titles is not None:
+            top.set_title(titles[i], fontsize=9)
+        spec = spectrogram(x[i], n_fft=n_fft).numpy()  # (F, frames) in dB
+        bottom.imshow(spec, origin="lower", aspect="auto", vmin=-60, vmax=20, cmap="magma",
+                      interpolation="nearest", extent=(0, seconds, 0, sample_rate / 2))  # fmt: skip
+        bottom.set(xticks=[], yticks=[] if i else [0, sample_rate // 4, sample_rate // 2])
+    axes[1, 0].set_ylabel("Hz")
+    fig.tight_layout()
+    return fig

@@ -24,10 +24,12 @@ from diffusion_lab.beyond import (
     flow_alpha_bar,
     flow_matching_loss,
     flow_time,
+    gaussian_mixture_score,
     make_sounds,
     motion_consistency,
     moving_digit_clips,
     peak_energy_fraction,
+    playable,
     point_cloud_shapes,
     score_to_eps,
     shape_fit,
@@ -39,7 +41,7 @@ from diffusion_lab.beyond import (
 )
 from diffusion_lab.data import load_mnist
 from diffusion_lab.models import PointDenoiser, UNet, UNet1d
-from diffusion_lab.samplers import SamplerStep, last
+from diffusion_lab.samplers import SamplerStep, ddim_step, last
 from diffusion_lab.schedules import NoiseSchedule
 from diffusion_lab.toy import MLPDenoiser
 from diffusion_lab.training import TrainStep, train
@@ -170,6 +172,18 @@ def test_point_clouds_lie_on_their_outlines():
     assert (only_labels == 0).all()  # labels index the `shapes` asked for
     with pytest.raises(ValueError, match="shapes"):
         point_cloud_shapes(2, shapes=("star",))
+
+
+def test_upright_clouds_share_the_random_stream_and_keep_a_corner_on_top():
+    rotated, labels = point_cloud_shapes(20, num_points=400, noise=0.0, generator=gen_at(3))
+    upright, same_labels = point_cloud_shapes(
+        20, num_points=400, noise=0.0, rotate=False, generator=gen_at(3)
+    )
+    assert torch.equal(labels, same_labels)  # only the angle differs
+    torch.testing.assert_close(rotated.norm(dim=-1), upright.norm(dim=-1))  # a rotation
+    top = upright[..., 1].amax(1)  # highest point of each cloud
+    corner = upright.norm(dim=-1).amax(1)  # the circumradius: a corner (or the circle) is on top
+    torch.testing.assert_close(top, corner, atol=0.03, rtol=0)
 
 
 def test_chamfer_distance_values():
@@ -400,3 +414,40 @@ def test_vector_field_grid_layout():
     assert all(c in corners for c in itertools.product((-1.0, 1.0), repeat=2))
     with pytest.raises(ValueError, match=r"map \(N, 2\) to \(N, 2\)"):
         vector_field_grid(lambda x: x[:, :1])
+
+
+def test_gaussian_mixture_score_is_the_gradient_of_the_noised_mixture_log_density():
+    centres = torch.tensor([[0.75, 0.0], [0.0, 0.75], [-0.5, -0.5]], dtype=torch.float64)
+    x = torch.randn(5, 2, generator=gen_at(20), dtype=torch.float64).requires_grad_()
+    a = torch.tensor([0.999, 0.9, 0.5, 0.1, 0.01], dtype=torch.float64)  # per-sample levels
+    variance = (a * 0.05**2 + 1 - a)[:, None]  # (5, 1)
+    square = (x[:, None] - a.sqrt()[:, None, None] * centres).square().sum(-1)  # (5, 3)
+    log_density = torch.logsumexp(-square / (2 * variance), dim=1).sum()  # up to a constant
+    (score,) = torch.autograd.grad(log_density, x)
+    torch.testing.assert_close(gaussian_mixture_score(x.detach(), centres, 0.05, a), score)
+    one = gaussian_mixture_score(x.detach()[:2], centres, 0.05, 0.5)  # a plain number works
+    assert one.shape == (2, 2) and torch.isfinite(one).all()
+    with pytest.raises(ValueError, match=r"x must be \(N, D\) and centres \(K, D\)"):
+        gaussian_mixture_score(torch.zeros(5, 3), centres, 0.05, 0.5)
+
+
+def test_a_ddim_step_is_an_euler_step_on_the_flow_path():
+    schedule = NoiseSchedule.cosine()
+    a_t, a_prev = schedule.alpha_bar[700].double(), schedule.alpha_bar[400].double()
+    xt = torch.randn(6, 2, generator=gen_at(21), dtype=torch.float64)
+    eps = torch.randn(6, 2, generator=gen_at(22), dtype=torch.float64)  # any noise estimate
+    x_prev, _ = ddim_step(xt, eps, a_t, a_prev, clip_x0=False)
+    xs, s = ddpm_to_flow(xt, a_t)
+    xs_next, _ = euler_step(xs, eps_to_velocity(xt, eps, a_t), s.item(), flow_time(a_prev).item())
+    torch.testing.assert_close(ddpm_to_flow(x_prev, a_prev)[0], xs_next)
+
+
+def test_playable_resamples_keeps_the_pitch_and_adds_gaps():
+    waves, _ = make_sounds(2, kinds=("tone",), generator=gen_at(23))
+    track = playable(waves, sample_rate=4000, rate=8000, gap=0.1)
+    assert track.shape == (2 * (2048 + 800),) and track.dtype.name == "float32"
+    first = torch.from_numpy(track[:2048])
+    assert dominant_frequency(first, 8000).item() == pytest.approx(
+        dominant_frequency(waves[0, 0], 4000).item(), abs=4
+    )
+    assert (track[2048:2848] == 0).all() and abs(track).max() <= 1

@@ -95,6 +95,15 @@ CASES = [
         "12_training_snapshots.png",
         ("ArrowRight",) * 3 + ("End",),
     ),
+    # lesson 13: the video model's clips frame by frame, and the flow model's Euler trajectory
+    Case("13_beyond_images.ipynb", "frame", 0, "13_clips.png", ("ArrowRight",) * 3 + ("End",)),
+    Case(
+        "13_beyond_images.ipynb",
+        "step",
+        0,
+        "13_flow_trajectory.png",
+        ("ArrowRight",) * 3 + ("End",),
+    ),
 ]
 
 LAB_SETTINGS = {  # JupyterLab user settings for the test server

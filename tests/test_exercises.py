@@ -384,6 +384,18 @@ WRONG = [
         lambda n, T: (torch.arange(T, 0, -T / n) + 0.5).floor().long() - 1,
         "torch.round",
     ),
+    (ex.check_spectral_flatness, lambda p: 1 / ex._flatness(p), "the inverse"),
+    (ex.check_spectral_flatness, lambda p: p.log().mean().exp() / p.mean(), "one number for all"),
+    (ex.check_spectral_flatness, lambda p: ex._flatness(p, geometric=False), "median"),
+    (ex.check_chamfer_distance, lambda a, b: ex._chamfer(a, b, both=False), "only one direction"),
+    (ex.check_chamfer_distance, lambda a, b: ex._chamfer(a, b, average=False), "averages them"),
+    (ex.check_chamfer_distance, lambda a, b: ex._chamfer(a, b, squared=True), "squared"),
+    (ex.check_eps_to_score, lambda e, a: e / (1 - a) ** 0.5, "sign is flipped"),
+    (ex.check_eps_to_score, lambda e, a: -e / (1 - a), "not the variance"),
+    (ex.check_flow_path, lambda x0, e, s: (s * x0 + (1 - s) * e, e - x0), "ends are swapped"),
+    (ex.check_flow_path, lambda x0, e, s: ((1 - s) * x0 + s * e, x0 - e), "wrong way"),
+    (ex.check_flow_path, lambda x0, e, s: ((1 - s) * x0 + s * e, e), "the noise alone"),
+    (ex.check_flow_path, lambda x0, e, s: (1 - s) * x0 + s * e, "return two tensors"),
 ]
 
 

@@ -52,6 +52,8 @@ def test_notebook_follows_the_lesson_template(source):
         markdown
     )
     assert "Time to run" in markdown and "## Summary" in markdown
+    unfilled = re.findall(r"\{\{[A-Z_0-9]+\}\}", markdown)
+    assert not unfilled, f"placeholders left in the text: {unfilled}"
     assert "widgets" not in nb["metadata"], "saved widget state: rebuild the notebook"
     assert (ROOT / "notebooks" / f"{source.stem}.ipynb").stat().st_size < 2_000_000
     setup = "".join(code[1]["source"])
@@ -100,6 +102,7 @@ def test_first_cell_installs_the_package_only_on_colab(source):
 
 def test_readme_has_a_colab_badge_for_every_lesson():
     readme = (ROOT / "README.md").read_text()
+    assert not re.findall(r"\{\{[A-Z_0-9]+\}\}", readme), "placeholders left in the README"
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
         path = f"notebooks/{notebook.name}"
         assert f"]({path})" in readme, f"README's lesson table lacks {path}"

@@ -1,3 +1,4 @@
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -87,6 +88,19 @@ def test_points_frame_draws_panels_as_an_image_in_range():
         points_frame([torch.zeros(5, 3)])
 
 
+def test_points_frame_draws_arrows_only_where_asked():
+    from diffusion_lab.viz import points_frame
+
+    far = torch.full((1, 2), 10.0)  # no points inside the panel
+    where = torch.tensor([[-0.5, 0.0], [0.5, 0.0]])
+    plain = points_frame([far, far], dpi=40, size=2.0)
+    arrows = points_frame([far, far], arrows=[(where, torch.ones(2, 2)), None], dpi=40, size=2.0)
+    left, right = (arrows - plain).abs().sum(0).split(80, dim=1)  # (80, 80) each
+    assert left.sum() > 0 and right.sum() == 0  # arrows on the first panel only
+    with pytest.raises(ValueError, match="2 panels but 1 entries in arrows"):
+        points_frame([far, far], arrows=[None])
+
+
 def test_show_hole_paints_hidden_pixels_red_and_keeps_the_rest():
     from diffusion_lab.viz import show_hole
 
@@ -97,3 +111,19 @@ def test_show_hole_paints_hidden_pixels_red_and_keeps_the_rest():
     assert out.shape == (1, 3, 4, 4)
     assert torch.equal(out[0, :, 0], torch.tensor([1.0, -1.0, -1.0])[:, None].expand(3, 4))
     assert torch.equal(out[0, :, 1:], grey[0, 0, 1:].expand(3, 3, 4))
+
+
+def test_show_sounds_draws_a_waveform_over_a_spectrogram_per_sound():
+    from diffusion_lab.beyond import make_sounds
+    from diffusion_lab.viz import show_sounds
+
+    waves, kinds = make_sounds(3, generator=torch.Generator().manual_seed(0))
+    fig = show_sounds(waves, titles=kinds)
+    assert len(fig.axes) == 6 and [ax.get_title() for ax in fig.axes[:3]] == kinds
+    spec = fig.axes[3].images[0].get_array()  # the first sound's spectrogram
+    assert spec.shape[0] == 65  # n_fft // 2 + 1 frequency rows
+    plt.close(fig)
+    with pytest.raises(ValueError, match="3 sounds but 1 titles"):
+        show_sounds(waves, titles=["x"])
+    with pytest.raises(ValueError, match=r"waves must be \(n, 1, L\) or \(n, L\)"):
+        show_sounds(torch.zeros(2, 2, 8, 8))
