@@ -20,7 +20,7 @@
 # energy distance).
 #
 # **Time to run** (Restart & Run All, full mode): about 2.5 minutes on a 2-core laptop CPU
-# (measured: 143 s); GPU: not measured yet (no GPU was available when this lesson was
+# (measured: 155 s); GPU: not measured yet (no GPU was available when this lesson was
 # written).
 
 # %%
@@ -78,12 +78,13 @@ print(f"device: {device}, FAST mode: {FAST}")
 # A sound is a waveform: air pressure sampled many times a second. Ours are synthetic, made in
 # code so that nothing downloads: 1024 samples at 4000 samples per second, a quarter of a second,
 # each a pure **tone**, a **chord** (two or three notes), or a **chirp** (a pitch that slides up or
-# down). Every sound fades in and out.
+# down). Every sound fades in and out over 8 ms, too short to see in the plots below.
 #
 # A waveform is hard to read by eye. A **spectrogram** is easier: cut the sound into short
 # overlapping windows, take the Fourier transform of each, and draw how much of each frequency
-# (upwards) there is at each moment (rightwards). A tone is one bright horizontal line, a chord
-# is a few, a chirp is a slanted line.
+# (upwards, 0 to 2000 Hz) there is at each moment (rightwards, a quarter of a second), in decibels:
+# black is -60 dB or less, pale yellow 20 dB. A tone is one bright horizontal line, a chord is a
+# few, a chirp is a slanted line.
 
 # %%
 waves, kinds = beyond.make_sounds(8000, generator=g)
@@ -102,7 +103,8 @@ display(Audio(beyond.playable(waves[pick]), rate=8000, normalize=False))
 # %% [markdown]
 # Noise added by the forward process spreads over every frequency: white noise has equal power
 # everywhere, so its spectrogram fills the whole panel. Here is the tone at four noise levels
-# (cosine schedule, as the course's models use).
+# (cosine schedule, as the course's models use). Even $t = 0$ holds one step of noise (standard
+# deviation 0.006, about -44 dB), which is why its background is no longer black.
 
 # %%
 schedule = NoiseSchedule.cosine()
@@ -175,7 +177,7 @@ plt.show()
 display(Audio(beyond.playable(ours), rate=8000, normalize=False))
 
 # %% [markdown]
-# After 400 steps (55 s here) the samples are already sounds rather than hiss: their median flatness
+# After 400 steps (56 s here) the samples are already sounds rather than hiss: their median flatness
 # is 0.0057, against 0.56 for noise. But listen, and look at the spectrograms: each has a main band
 # of frequencies, wider and blurrier than the single line of a real note, over a floor of noise.
 #
@@ -198,13 +200,13 @@ real = waves[torch.randperm(len(waves), generator=g)[:16]]
 for name, x in {"bundled model": generated, "training sounds": real,
                 "white noise": torch.randn(16, 1, 1024, generator=g)}.items():
     share = beyond.peak_energy_fraction(x.flatten(1)).median()
-    print(f"{name:15} median flatness {flat(x):.4f}, energy in the 16 strongest frequencies {share:.0%}")
+    print(f"{name:15} median flatness {flat(x):.4f}, energy in the 16 strongest of 512 frequencies {share:.0%}")
 
 # %% [markdown]
-# The bundled model's sounds come much closer to pure notes: median flatness 0.0010, and 80% of
-# their energy in the 16 strongest frequencies (training sounds: 0.0000 and 100%; noise: 0.56 and
-# 13%). Their spectrograms show clear lines; what is left is a faint floor of noise at every
-# frequency, heard as a soft hiss behind the note. (`benchmarks/beyond.py` measures 64 of them:
+# The bundled model's sounds come closer to pure notes: median flatness 0.0010, and 80% of their
+# energy in the 16 strongest frequencies (training sounds: 0.0000 and 100%; noise: 0.56 and 13%).
+# Their spectrograms show narrower bands than the quick model's, close to a single line in some,
+# and a floor of noise at every frequency remains, heard as a soft hiss behind the note. (`benchmarks/beyond.py` measures 64 of them:
 # 0.0026 and 77%.)
 #
 # Real audio models work the same way with more of everything: WaveGrad and DiffWave (both
@@ -218,7 +220,8 @@ for name, x in {"bundled model": generated, "training sounds": real,
 #
 # A molecule is a set of atoms with positions in space. The set has no order: listing the same
 # atoms in another order describes the same molecule. Our stand-in: clouds of 64 points on the
-# outline of a circle, a square or a triangle, of random size, with a little jitter. An example is
+# outline of a circle, a square or a triangle, of random size, with a little jitter, each standing
+# on a corner (so the squares look like diamonds). An example is
 # a tensor (64, 2), but unlike an image, shuffling its rows changes nothing.
 
 # %%
@@ -272,6 +275,7 @@ xt = torch.randn(4, 64, 2, generator=g).to(device)
 with torch.no_grad():
     gap = (point_model(xt[:, order], 500) - point_model(xt, 500)[:, order]).abs().max().item()
 print(f"{point_model.num_parameters():,} parameters; shuffle in, shuffle out: largest difference {gap:.1e}")
+print("(float32 rounding: the sums are added in another order; in exact arithmetic it is 0)")
 
 # %% [markdown]
 # Now train it, with a fresh start, on the clouds: 1500 steps.
@@ -300,7 +304,8 @@ plt.show()
 # How close is each cloud to a real shape? `beyond.shape_fit` centres and scales a cloud, tries
 # the circle, square and triangle outlines at many angles and positions, and returns the smallest
 # Chamfer distance and which shape gave it. Training clouds are not at 0 (their 64 points leave
-# random gaps along the outline), so we measure them too, and a plain Gaussian blob as the floor.
+# random gaps along the outline), so we measure them too, and plain Gaussian blobs as the bad
+# reference (the fit has to call each blob something; it mostly picks the triangle).
 
 # %%
 for name, x in {"samples": new_clouds, "training clouds": clouds[:200],
@@ -311,10 +316,10 @@ for name, x in {"samples": new_clouds, "training clouds": clouds[:200],
           f"{(fit['distance'] < 0.1).float().mean():.0%}, read as circle/square/triangle {counts}")
 
 # %% [markdown]
-# After 1500 steps (59 s here), 99% of the sampled clouds lie within 0.1 of a shape, with a median
+# After 1500 steps (66 s here), 99% of the sampled clouds lie within 0.1 of a shape, with a median
 # of 0.063 against the training clouds' 0.051, and the three shapes come out in similar numbers
 # (66, 70 and 64 of 200, as the fit reads them). What gives them away: a few stray points, and
-# points bunched along the outline where real clouds spread evenly.
+# some outlines with rounded corners or bent sides.
 #
 # Real molecule generators add what our toy leaves out: atoms of several kinds (a label per point,
 # diffused alongside the positions), and networks that are equivariant to rotations as well as to
@@ -365,8 +370,9 @@ FrameSlider(frames, labels, nrow=8, scale=3, description="frame", interval=300)
 
 # %% [markdown]
 # Do the frames belong together? `beyond.motion_consistency` tries every small shift of each
-# frame and keeps the best correlation with the next frame: 1 when the next frame is the last one
-# moved rigidly. It also checks that each clip keeps the same amount of ink in every frame. Two
+# frame and keeps the best correlation with the next frame: 1 when the next frame is the previous
+# one moved rigidly. The best shift itself says how far things moved: we print its mean length. It
+# also checks that each clip keeps the same amount of ink in every frame. Two
 # references: real clips, and "clips" whose every frame comes from a different real clip, in which
 # each frame looks right but nothing follows.
 
@@ -376,16 +382,17 @@ pick = torch.randperm(200, generator=g)[:16 * num_frames].reshape(16, num_frames
 mixed = real_clips[pick, torch.arange(num_frames)]  # frame f of clip i from real clip pick[i, f]
 for name, x in {"samples": made, "real clips": real_clips[:16], "mixed-up frames": mixed}.items():
     m = beyond.motion_consistency(x)
-    print(f"{name:16} frame-to-frame correlation {m['correlation']:.3f}, ink kept in {m['mass_constant']:.0%} of clips")
+    moved = m["shifts"].float().norm(dim=-1).mean()  # pixels per frame
+    print(f"{name:16} correlation {m['correlation']:.3f}, moved {moved:.1f} px per frame, ink kept in {m['mass_constant']:.0%} of clips")
 
 # %% [markdown]
-# The measure agrees with the eye. The sampled clips move: their consecutive frames correlate at
-# 0.625 after the best shift, well above the 0.386 of mixed-up frames, so the 8 frames were made
-# together and share a place and a path. But real clips score 1.000, no sampled clip keeps its ink
-# constant, and the digits are speckled blobs rather than legible digits. This small network (16
-# channels at full resolution for all 8 frames together, trained for 33 CPU minutes) has learned
-# the motion better than the digits. We also tried 4 frames instead of 8: after 2,200 training
-# steps its samples looked no better (0.645 against 0.364 for mixed-up frames).
+# By this measure the sampled clips move: the best shift between consecutive frames is 2.4 pixels
+# on average, close to the real clips' 2.2 (mixed-up frames jump 4.5), and after that shift their
+# frames correlate at 0.625, well above the 0.386 of mixed-up frames. So the 8 frames were made
+# together and share a place and a path. But real clips score 1.000, no sampled clip keeps its
+# ink constant, and the digits are speckled blobs rather than legible digits. This small network
+# (16 channels at full resolution for all 8 frames together, trained for 33 CPU minutes) has
+# learned the motion better than the digits.
 #
 # Real video models keep the idea and make it scale. "Video Diffusion Models" (Ho et al. 2022)
 # use a U-Net over space **and** time, with attention between frames instead of frames stacked
@@ -468,8 +475,9 @@ print(f"s: {s.item():.3f} -> {beyond.flow_time(a_prev).item():.3f}; largest diff
       f"{(beyond.ddpm_to_flow(x_ddim, a_prev)[0] - xs_next).abs().max().item():.1e}")
 
 # %% [markdown]
-# DDIM **is** Euler's method on the straight path, in rescaled coordinates (lesson 7 showed it as
-# Euler's method in its own coordinates; these are a rescaling of those). What differs between
+# DDIM **is** Euler's method on the straight path: divide every $x_t$ by
+# $\sqrt{\bar\alpha_t}+\sqrt{1-\bar\alpha_t}$ and each DDIM step becomes exactly
+# $x_{s'} = x_s + (s' - s)\,\hat v$. What differs between
 # the methods in practice is what the network is asked to predict, and on which grid of times it
 # is sampled.
 #
@@ -496,8 +504,9 @@ print(f"{steps} steps each: noise model {eps_run.seconds:.1f} s, flow model {flo
 # stays Gaussian, so the exact score of $q_t$ has a closed form (`beyond.gaussian_mixture_score`).
 # The figure shows, at three noise levels, the exact score, the score read off the noise model,
 # and the flow model's velocity (reversed, so that it too points towards the data; read at the
-# flow point $x_s$ of each grid point), each over a noised sample of the ring. Arrows are scaled
-# per panel.
+# flow point $x_s$ of each grid point), each over a noised sample of the ring. The arrows show
+# directions only (all drawn the same length). At low noise all three point into the nearest
+# cluster; at high noise (t = 500), where the noised ring is one broad cloud, towards its middle.
 
 # %%
 centres = ring_centres(8, radius=0.75).to(device)
@@ -522,8 +531,8 @@ for row, t in enumerate([50, 200, 500]):
     fns = [exact, learned, lambda x: -velocity(x)]
     for ax, fn, name in zip(axes[row], fns, ["exact score", "score from the noise model", "-velocity (flow model)"]):
         where, vectors = beyond.vector_field_grid(fn, lim=1.2, n=15, device=device)
-        plot_points(noised, ax=ax, s=1, color="C1")
-        ax.quiver(*where.cpu().T, *vectors.cpu().T, color="0.3", angles="xy")
+        plot_points(noised, ax=ax, s=2, color="C1", alpha=0.3)
+        ax.quiver(*where.cpu().T, *(vectors / vectors.norm(dim=1, keepdim=True)).cpu().T, angles="xy", width=0.006)
         ax.set(xlim=(-1.3, 1.3), ylim=(-1.3, 1.3), xticks=[], yticks=[], title=f"{name}\nt = {t} (s = {s:.2f})")
 fig.tight_layout()
 plt.show()
@@ -550,13 +559,14 @@ for t in [50, 200, 500]:
 # Far from the data (t = 500, s = 0.50) both models are close to the truth: the score within 2.3%,
 # the velocities within 5-7%. Near the data (t = 50) the errors grow to 24-30%: there the exact field
 # changes sharply between and around the 8 clusters, and a small MLP smooths it. The velocity read
-# off the noise model and the flow model's own are about equally good, as they should be if both
-# learned the same process: one network read another way, against one trained for that reading.
+# off the noise model and the flow model's own agree about as well as they should if both
+# learned the same process: they are close, with the flow model slightly ahead at every level.
 #
 # ### Sampling: DDIM on the noise model, Euler on the flow model
 #
 # The same 2000 starting noises, a range of step counts. Quality: the energy distance to a fresh
-# draw of the ring and the modes covered (lesson 12). DDIM runs twice: as the exact Euler step
+# draw of the ring, the modes covered, and quality, the share of samples within 0.15 of a centre
+# (all three from lesson 12). DDIM runs twice: as the exact Euler step
 # just checked (`clip_x0=False`), and as the course's samplers run by default, with the estimate
 # $\hat x_0$ clipped to the data's range $[-1, 1]$ at every step.
 
@@ -618,8 +628,9 @@ FrameSlider(pictures, [f"s = {s:.2f}" for s in grid_s], scale=1, description="st
 #
 # ## Going further
 #
-# 1. Train the sound model for 2000 steps instead of 400 (five times as long as the run above)
-#    and compare its flatness with the bundled model's.
+# 1. Train the sound model for 2000 steps instead of 400 (five times as long as the run above),
+#    with `EMA(sound_model, decay=0.999)` as the bundled model had, and compare its flatness with
+#    the bundled model's.
 # 2. Make the point clouds harder with `rotate=True`. How much worse is the shape fit after the same
 #    training? Would a network that sees only distances between points do better?
 # 3. Sample the clip model, then hold its first frame fixed while sampling the rest, as lesson 10
