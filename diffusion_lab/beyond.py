@@ -217,6 +217,8 @@ def playable(waves: torch.Tensor, *, sample_rate: int = 4000, rate: int = 8000, 
     Introduced in: notebooks/13_beyond_images.ipynb
     """
     _check_n(sample_rate=sample_rate, rate=rate)
+    if gap < 0:
+        raise ValueError(f"gap is seconds of silence between sounds, >= 0; got {gap}")
     x = waves.detach().float().cpu().reshape(len(waves), -1)  # (n, L)
     length = round(x.shape[1] * rate / sample_rate)
     x = F.interpolate(x[:, None], size=length, mode="linear", align_corners=True)[:, 0]
@@ -249,10 +251,10 @@ def point_cloud_shapes(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Point clouds on outlines: (points (n, num_points, 2) in [-1, 1], labels (n,) into shapes).
 
-    Each cloud picks a shape, a rotation (uniform angle; upright if not `rotate`), a
-    circumradius in [0.5, 0.85] and
-    `num_points` positions uniformly along the perimeter, then adds Gaussian jitter of std
-    `noise`. The order of the points carries no information.
+    Each cloud picks a shape, a rotation (uniform angle; with `rotate=False` every shape stands
+    on a corner, the same random numbers drawn), a circumradius in [0.5, 0.85] and `num_points`
+    positions uniformly along the perimeter, then adds Gaussian jitter of std `noise`. The
+    order of the points carries no information.
     Introduced in: notebooks/13_beyond_images.ipynb
     """
     _check_n(n=n, num_points=num_points)

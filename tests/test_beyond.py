@@ -451,3 +451,5 @@ def test_playable_resamples_keeps_the_pitch_and_adds_gaps():
         dominant_frequency(waves[0, 0], 4000).item(), abs=4
     )
     assert (track[2048:2848] == 0).all() and abs(track).max() <= 1
+    with pytest.raises(ValueError, match="gap is seconds of silence"):
+        playable(waves, gap=-0.1)
