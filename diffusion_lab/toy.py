@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models.embeddings import SinusoidalEmbedding
+from .models.embeddings import SinusoidalEmbedding, batch_timesteps
 from .utils import randn
 
 __all__ = [
@@ -91,11 +91,7 @@ class MLPDenoiser(nn.Module):
         _check_points(xt, self.config["dim"], "xt")
         if cond is not None:
             raise ValueError("MLPDenoiser is unconditional: call it with cond=None")
-        t = torch.as_tensor(t, device=xt.device)
-        if t.ndim == 0:
-            t = t.expand(len(xt))  # a scalar t is shared by the whole batch
-        if t.shape != (len(xt),):
-            raise ValueError(f"t must be a scalar or (B,) = ({len(xt)},), got {tuple(t.shape)}")
+        t = batch_timesteps(t, xt)  # (B,)
         if t.is_floating_point():
             raise ValueError(f"t must hold integer timesteps in [0, T-1], got dtype {t.dtype}")
         emb = self.time_proj(self.time_embed(t)).to(xt.dtype)  # (B, depth * hidden)

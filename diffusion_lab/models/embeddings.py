@@ -11,6 +11,16 @@ import torch
 from torch import nn
 
 
+def batch_timesteps(t: torch.Tensor | int, xt: torch.Tensor) -> torch.Tensor:
+    """`t` as a (B,) tensor on xt's device: a scalar is shared by the batch of B = len(xt)."""
+    t = torch.as_tensor(t, device=xt.device)
+    if t.ndim == 0:
+        t = t.expand(len(xt))  # a scalar t is shared by the whole batch
+    if t.shape != (len(xt),):
+        raise ValueError(f"t must be a scalar or (B,) = ({len(xt)},), got {tuple(t.shape)}")
+    return t
+
+
 class SinusoidalEmbedding(nn.Module):
     """Sinusoidal features of t (Vaswani et al. 2017, sec. 3.5; used by Ho et al. 2020).
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .embeddings import TimeMLP
+from .embeddings import TimeMLP, batch_timesteps
 
 
 class SetBlock(nn.Module):
@@ -72,11 +72,7 @@ class PointDenoiser(nn.Module):
             )
         if cond is not None:
             raise ValueError("PointDenoiser is unconditional: call it with cond=None")
-        t = torch.as_tensor(t, device=xt.device)
-        if t.ndim == 0:
-            t = t.expand(len(xt))  # a scalar t is shared by the whole batch
-        if t.shape != (len(xt),):
-            raise ValueError(f"t must be a scalar or (B,) = ({len(xt)},), got {tuple(t.shape)}")
+        t = batch_timesteps(t, xt)  # (B,)
         emb = self.time_mlp(t).to(xt.dtype)  # (B, W)
         h = self.point_in(xt)  # (B, N, W): every point on its own
         for block in self.blocks:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .embeddings import TimeMLP
+from .embeddings import TimeMLP, batch_timesteps
 
 
 def _norm(channels: int, groups: int) -> nn.GroupNorm:
@@ -134,11 +134,7 @@ class UNet1d(nn.Module):
             raise ValueError(f"expected xt of shape (B, {C}, {L}), got {tuple(xt.shape)}")
         if cond is not None:
             raise ValueError("UNet1d is unconditional: call it with cond=None")
-        t = torch.as_tensor(t, device=xt.device)
-        if t.ndim == 0:
-            t = t.expand(len(xt))  # a scalar t is shared by the whole batch
-        if t.shape != (len(xt),):
-            raise ValueError(f"t must be a scalar or (B,) = ({len(xt)},), got {tuple(t.shape)}")
+        t = batch_timesteps(t, xt)  # (B,)
         emb = self.time_mlp(t).to(xt.dtype)  # (B, time_dim)
         h = self.conv_in(xt)  # (B, C0, L)
         skips = []
