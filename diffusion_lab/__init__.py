@@ -44,7 +44,7 @@ from .forward import (
     x0_to_eps,
 )
 from .schedules import SCHEDULES, NoiseSchedule, get_schedule
-from .utils import append_dims, eval_mode, get_device, seed_everything
+from .utils import append_dims, eval_mode, get_device, native_bf16, seed_everything
 
 __version__ = "0.1.0"
 
@@ -63,6 +63,7 @@ __all__ = [
     "cat_crops",
     "load_cat",
     "load_mnist",
+    "native_bf16",
     "q_posterior",
     "q_sample",
     "seed_everything",

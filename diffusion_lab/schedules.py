@@ -252,11 +252,36 @@ class NoiseSchedule:
         *,
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
+        logit_normal: tuple[float, float] | None = None,
     ) -> torch.Tensor:
-        """Timesteps drawn uniformly from [0, T-1], one per example (the training distribution)."""
+        """Timesteps in [0, T-1], one per example (the training distribution).
+
+        Uniform by default (Ho et al. 2020, Algorithm 1). With `logit_normal=(mean, std)`, the
+        fraction t/T is drawn as sigmoid(mean + std * z), z ~ N(0, 1): the logit-normal density
+        of Esser et al. (2024, SD3, Sec. 3.1), which spends more of training on the middle
+        (mean 0) or, with mean > 0, the noisier half of the chain (notebooks/05_training).
+        """
         gen_device = generator.device if generator is not None else torch.device("cpu")
-        t = torch.randint(0, len(self), (batch_size,), generator=generator, device=gen_device)
+        if logit_normal is None:
+            t = torch.randint(0, len(self), (batch_size,), generator=generator, device=gen_device)
+        else:
+            mean, std = _check_logit_normal(logit_normal)
+            z = torch.randn(batch_size, generator=generator, device=gen_device)
+            t = (torch.sigmoid(mean + std * z) * len(self)).long().clamp_(max=len(self) - 1)
         return t.to(device) if device is not None else t
+
+
+def _check_logit_normal(logit_normal: tuple[float, float]) -> tuple[float, float]:
+    """(mean, std) as floats, or a ValueError saying what a logit-normal density needs."""
+    try:
+        mean, std = (float(v) for v in logit_normal)
+    except (TypeError, ValueError):
+        mean, std = math.nan, math.nan
+    if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+        raise ValueError(
+            f"logit_normal must be (mean, std) with a finite mean and std > 0, got {logit_normal!r}"
+        )
+    return mean, std
 
 
 # a registry for dropdowns; code should prefer the classmethods

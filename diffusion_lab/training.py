@@ -12,6 +12,7 @@ import copy
 import os
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,8 +23,8 @@ from torch import nn
 
 from .conditioning import drop_cond, null_cond
 from .forward import q_sample, v_target
-from .schedules import NoiseSchedule
-from .utils import optimizer_step, randn, warmup_cosine_lr
+from .schedules import NoiseSchedule, _check_logit_normal
+from .utils import native_bf16, optimizer_step, randn, warmup_cosine_lr
 
 __all__ = [
     "EMA",
@@ -83,6 +84,7 @@ def diffusion_loss(
         target = x0
     else:
         target = v_target(x0, eps, schedule.at(schedule.alpha_bar, t))
+    output = output.to(target.dtype)  # a bfloat16 output (autocast) is scored in float32
     per_example = F.mse_loss(output, target, reduction="none").flatten(1).mean(1)  # (B,)
     return per_example if reduction == "none" else per_example.mean()
 
@@ -210,6 +212,8 @@ def train(
     generator: torch.Generator | None = None,
     progress: bool = True,
     data_range: float | None = 1.0,
+    mixed_precision: Literal["no", "bf16", "auto"] = "no",
+    logit_normal: tuple[float, float] | None = None,
 ) -> Iterator[TrainStep]:
     """Train `model` on `data` (N, *D) with Adam and yield a TrainStep after every step.
 
@@ -224,10 +228,22 @@ def train(
     advice and leaves the last good checkpoint in place. Learning rate: linear warm-up over
     `warmup_steps`, then cosine decay to 10% of `lr` at `num_steps`; gradients are clipped at
     norm 1.
+
+    `mixed_precision="bf16"` runs the model's forward pass under `torch.autocast` in bfloat16
+    (weights, optimiser and EMA stay float32; the loss is taken in float32); "auto" does so only
+    where bfloat16 runs in hardware (`utils.native_bf16`), else float32. On a 2-core CPU with
+    AVX512-BF16 it trains the lesson-5 U-Net about 1.4 times faster (notebooks/05_training).
+    Timesteps are uniform unless `logit_normal=(mean, std)` (see `NoiseSchedule.sample_t`).
     """
     from tqdm.auto import tqdm
 
     _check_prediction(prediction)
+    if mixed_precision not in ("no", "bf16", "auto"):
+        raise ValueError(
+            f"unknown mixed_precision {mixed_precision!r}; allowed: 'no', 'bf16', 'auto'"
+        )
+    if logit_normal is not None:
+        _check_logit_normal(logit_normal)  # refuse a bad (mean, std) before training starts
     if data.ndim < 2 or len(data) == 0:
         raise ValueError(f"data must be a non-empty tensor (N, *D), got shape {tuple(data.shape)}")
     if cond is not None and len(cond) != len(data):
@@ -235,6 +251,7 @@ def train(
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    bf16 = mixed_precision == "bf16" or (mixed_precision == "auto" and native_bf16(device))
 
     def lr_at(step: int) -> float:
         return warmup_cosine_lr(step, lr=lr, warmup_steps=warmup_steps, num_steps=num_steps)
@@ -269,18 +286,23 @@ def train(
             index = torch.randint(len(data), (batch_size,), generator=generator)
             x0 = data[index].to(device)
             c = None if cond is None else cond[index].to(device)
-            t = schedule.sample_t(batch_size, generator=generator, device=device)
-            loss = diffusion_loss(
-                model,
-                x0,
-                schedule,
-                prediction=prediction,
-                cond=c,
-                p_uncond=p_uncond,
-                t=t,
-                generator=generator,
-                data_range=data_range,
+            t = schedule.sample_t(
+                batch_size, generator=generator, device=device, logit_normal=logit_normal
             )
+            # bfloat16 forward pass where asked; a null context otherwise (some torch builds
+            # refuse torch.autocast for some devices even when disabled)
+            with torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext():
+                loss = diffusion_loss(
+                    model,
+                    x0,
+                    schedule,
+                    prediction=prediction,
+                    cond=c,
+                    p_uncond=p_uncond,
+                    t=t,
+                    generator=generator,
+                    data_range=data_range,
+                )
             if not torch.isfinite(loss):
                 failed = True
                 raise FloatingPointError(

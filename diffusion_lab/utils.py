@@ -6,11 +6,13 @@ Introduced in: notebooks/01_noise.ipynb
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import random
 import struct
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,6 +22,7 @@ __all__ = [
     "warmup_cosine_lr",
     "eval_mode",
     "get_device",
+    "native_bf16",
     "optimizer_step",
     "png_bytes",
     "randn",
@@ -38,6 +41,38 @@ def get_device() -> torch.device:
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """True where bfloat16 arithmetic runs in hardware on `device`: an NVIDIA GPU from Ampere on
+    (A100, RTX 30xx, H100; not a T4), or a Linux CPU with AVX512-BF16 or AMX (/proc/cpuinfo).
+    Elsewhere bfloat16 may be emulated and slower than float32, so `train(...,
+    mixed_precision="auto")` keeps float32 there. Introduced in: notebooks/05_training.ipynb
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return False
+        if torch.version.hip is None:  # NVIDIA: bfloat16 units from Ampere (compute capability 8)
+            return torch.cuda.get_device_capability(device)[0] >= 8
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return torch.backends.mkldnn.is_available() and bool(
+            _cpu_flags() & {"avx512_bf16", "amx_bf16"}
+        )
+    return False
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:

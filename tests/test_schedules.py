@@ -133,3 +133,23 @@ def test_to_moves_every_tensor_and_sample_t_is_in_range(gen):
     # uniform: every decile gets about a tenth
     counts = torch.bincount(t // 100, minlength=10).float() / len(t)
     assert (counts - 0.1).abs().max() < 0.02
+
+
+def test_logit_normal_timesteps_follow_their_closed_form_cdf():
+    schedule = NoiseSchedule.cosine()
+    gen = torch.Generator().manual_seed(0)
+    for mean, std in ((0.5, 1.0), (-0.3, 0.6)):  # std != 1 checks that std scales z
+        t = schedule.sample_t(40_000, generator=gen, logit_normal=(mean, std))
+        assert t.dtype == torch.long and t.min() >= 0 and t.max() <= 999
+        for frac in (0.2, 0.5, 0.8):  # P(t / T < frac) = Phi((logit(frac) - mean) / std)
+            z = (math.log(frac / (1 - frac)) - mean) / std
+            expected = torch.special.ndtr(torch.tensor(z)).item()
+            assert (t < frac * 1000).float().mean().item() == pytest.approx(expected, abs=0.01)
+    uniform = schedule.sample_t(40_000, generator=gen)
+    assert (uniform < 500).float().mean().item() == pytest.approx(0.5, abs=0.01)
+
+
+@pytest.mark.parametrize("bad", [(0.0, 0.0), (0.0, -1.0), (math.inf, 1.0), (0.5,), "wide"])
+def test_logit_normal_refuses_bad_parameters(bad):
+    with pytest.raises(ValueError, match="logit_normal must be \\(mean, std\\)"):
+        NoiseSchedule.cosine().sample_t(4, logit_normal=bad)

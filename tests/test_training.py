@@ -183,3 +183,65 @@ def test_ema_follows_the_weights_with_warmup():
     assert not ema.model.weight.requires_grad
     with pytest.raises(ValueError, match="decay"):
         EMA(model, decay=1.0)
+
+
+def _first_losses(mixed_precision, n=3):
+    run = train(
+        _tiny_model(),
+        _toy_data(),
+        SCHEDULE,
+        num_steps=n,
+        batch_size=16,
+        warmup_steps=1,
+        progress=False,
+        mixed_precision=mixed_precision,
+    )
+    return [s.loss for s in run]
+
+
+def test_bf16_mixed_precision_trains_and_keeps_float32_state():
+    model, ema = _tiny_model(), EMA(_tiny_model(), 0.9)
+    run = train(
+        model, _toy_data(), SCHEDULE, num_steps=80, batch_size=16, lr=3e-3, warmup_steps=5,
+        ema=ema, progress=False, mixed_precision="bf16",
+    )  # fmt: skip
+    losses = [s.loss for s in run]
+    assert sum(losses[-20:]) / 20 < 0.8 * sum(losses[:20]) / 20
+    assert all(p.dtype == torch.float32 for p in ema.model.parameters())
+    fp32, bf16 = _first_losses("no"), _first_losses("bf16")
+    assert fp32 != bf16  # the forward pass really ran in bfloat16 ...
+    assert bf16[0] == pytest.approx(fp32[0], rel=0.05)  # ... and gives nearly the same loss
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = diffusion_loss(model, _toy_data(8), SCHEDULE, prediction="v")
+    assert loss.dtype == torch.float32  # the loss is taken in float32 even under autocast
+
+
+def test_auto_mixed_precision_follows_the_hardware(monkeypatch):
+    from diffusion_lab import utils
+
+    monkeypatch.setattr(utils, "_cpu_flags", lambda: frozenset({"avx2"}))
+    assert not utils.native_bf16("cpu")
+    assert _first_losses("auto") == _first_losses("no")
+    monkeypatch.setattr(utils, "_cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    assert utils.native_bf16("cpu") == torch.backends.mkldnn.is_available()
+    if utils.native_bf16("cpu"):
+        assert _first_losses("auto") == _first_losses("bf16")
+    assert not utils.native_bf16("meta")
+    with pytest.raises(ValueError, match="unknown mixed_precision 'fp16'; allowed: 'no'"):
+        next(train(_tiny_model(), _toy_data(), SCHEDULE, num_steps=1, mixed_precision="fp16"))
+
+
+def test_train_draws_logit_normal_timesteps_when_asked():
+    def drawn(**kwargs):
+        run = train(
+            _tiny_model(), _toy_data(), SCHEDULE, num_steps=20, batch_size=32, progress=False,
+            **kwargs,
+        )  # fmt: skip
+        return torch.cat([s.t for s in run]).float() / len(SCHEDULE)
+
+    assert drawn().mean().item() == pytest.approx(0.5, abs=0.05)
+    assert drawn(logit_normal=(1.0, 0.5)).mean().item() > 0.65  # sigmoid(1) = 0.73: noisier half
+    narrow = drawn(logit_normal=(-1.0, 0.3))  # std of u about 0.3 * sigmoid'(-1) = 0.06
+    assert narrow.mean().item() == pytest.approx(0.27, abs=0.03) and narrow.std().item() < 0.1
+    with pytest.raises(ValueError, match="std > 0"):
+        next(train(_tiny_model(), _toy_data(), SCHEDULE, num_steps=1, logit_normal=(0.0, 0.0)))
