@@ -389,8 +389,10 @@ plt.show()
 #   sampler barely needs it there: the image is already almost clean.
 
 # %% [markdown]
-# That is why this lesson draws timesteps from the logit-normal density rather than uniformly. Here
-# are 100,000 draws from each, the way `train` makes them:
+# Both ends say where training time is worth least, which is why this lesson draws timesteps from
+# the logit-normal density rather than uniformly. (Part of the rise at the far left is that choice
+# itself: the model practised the lowest timesteps least.) Here are 100,000 draws from each, the way
+# `train` makes them:
 
 # %%
 draw = lambda density: schedule.sample_t(100_000, generator=torch.Generator().manual_seed(0),
