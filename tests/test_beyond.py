@@ -135,7 +135,7 @@ def test_unet1d_shape_errors_are_clear():
         model(torch.randn(2, 64), 1)
     with pytest.raises(ValueError, match="unconditional"):
         model(torch.randn(2, 1, 64), 1, cond=torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match="t must be a scalar or"):
+    with pytest.raises(ValueError, match="t must be a scalar, \\(1,\\) or"):
         model(torch.randn(2, 1, 64), torch.tensor([1, 2, 3]))
     with pytest.raises(ValueError, match="divisible by 2\\*\\*2"):
         UNet1d(length=30, channels=(8, 16, 32))

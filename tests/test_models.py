@@ -20,6 +20,8 @@ def test_output_shape_equals_input_shape_for_scalar_and_batched_t(config):
     assert model(xt, torch.tensor([0, 10, 999])).shape == xt.shape
     assert model(xt, 5).shape == xt.shape
     assert model(xt, torch.tensor(5)).shape == xt.shape
+    # the article's one timestep per batch, shape (1,), is the scalar shared by every image
+    assert torch.equal(model(xt, torch.tensor([5])), model(xt, torch.tensor([5, 5, 5])))
 
 
 def test_output_depends_on_t_and_starts_at_zero():
@@ -45,6 +47,11 @@ def test_bad_arguments_raise_clear_errors():
         model(torch.randn(1, 1, 28, 28), 1, cond=torch.tensor([3]))
     with pytest.raises(ValueError, match=r"expected xt of shape \(B, 1, 28, 28\)"):
         model(torch.randn(1, 3, 28, 28), 1)
+    shapes = r"t must be a scalar, \(1,\) or \(B,\) = \(2,\), got \(3,\)"
+    with pytest.raises(ValueError, match=shapes):
+        model(torch.randn(2, 1, 28, 28), torch.tensor([1, 2, 3]))
+    with pytest.raises(ValueError, match=r"got \(2, 1\)"):
+        model(torch.randn(2, 1, 28, 28), torch.tensor([[1], [2]]))
     with pytest.raises(ValueError, match="divisible by 2\\*\\*3"):
         UNet(image_size=28, channels=(8, 16, 32, 64))
 

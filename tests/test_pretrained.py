@@ -149,3 +149,33 @@ def test_bundled_clip_model_moves_its_frames_together():
     shuffled = motion_consistency(mixed)["correlation"]
     # measured with these calls: 0.665 against 0.331 for frames of different real clips
     assert made > shuffled + 0.15, (made, shuffled)
+
+
+def test_train_pretrained_passes_the_recipe_to_train(monkeypatch):
+    """A two-step run of a tiny recipe: its timestep density and precision reach `train`, and
+    the weights it would bundle are the EMA model's, stored in float16 beside the recipe."""
+    from diffusion_lab import pretrained
+
+    tiny = dict(
+        model=dict(in_channels=1, image_size=28, channels=(8, 16), attention=False),
+        schedule="cosine", prediction="v", num_steps=2, batch_size=4, lr=1e-3, ema_decay=0.9,
+        logit_normal=(0.5, 1.0), mixed_precision="bf16",
+    )  # fmt: skip
+    monkeypatch.setitem(RECIPES, "tiny", tiny)
+    seen, saved, real_train = {}, {}, pretrained.train
+
+    def spy_train(*args, **kwargs):
+        seen.update(kwargs)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(pretrained, "train", spy_train)
+    monkeypatch.setattr(pretrained, "save_bundled", lambda name, payload, **info: saved.update(
+        name=name, payload=payload, info=info))  # fmt: skip
+    monkeypatch.setattr(pretrained, "load_pretrained", lambda name: name)
+    assert pretrained.train_pretrained("tiny") == "tiny"
+    assert seen["logit_normal"] == (0.5, 1.0) and seen["mixed_precision"] == "bf16"
+    assert seen["num_steps"] == 2 and seen["batch_size"] == 4 and seen["prediction"] == "v"
+    assert saved["name"] == "tiny.pt" and saved["info"]["num_steps"] == 2
+    weights = saved["payload"]["model"]
+    assert all(w.dtype == torch.float16 for w in weights.values())
+    assert saved["payload"]["config"]["channels"] == [8, 16]

@@ -12,12 +12,13 @@ from torch import nn
 
 
 def batch_timesteps(t: torch.Tensor | int, xt: torch.Tensor) -> torch.Tensor:
-    """`t` as a (B,) tensor on xt's device: a scalar is shared by the batch of B = len(xt)."""
+    """`t` as a (B,) tensor on xt's device: a scalar or a single (1,) timestep (the article's
+    `torch.randint(0, T, (1,))`) is shared by the batch of B = len(xt)."""
     t = torch.as_tensor(t, device=xt.device)
-    if t.ndim == 0:
-        t = t.expand(len(xt))  # a scalar t is shared by the whole batch
+    if t.shape in ((), (1,)):
+        t = t.reshape(()).expand(len(xt))  # one t shared by the whole batch
     if t.shape != (len(xt),):
-        raise ValueError(f"t must be a scalar or (B,) = ({len(xt)},), got {tuple(t.shape)}")
+        raise ValueError(f"t must be a scalar, (1,) or (B,) = ({len(xt)},), got {tuple(t.shape)}")
     return t
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .embeddings import LabelEmbedding, TimeMLP
+from .embeddings import LabelEmbedding, TimeMLP, batch_timesteps
 
 
 def _norm(channels: int, groups: int) -> nn.GroupNorm:
@@ -204,9 +204,7 @@ class UNet(nn.Module):
                 f"expected xt of shape (B, {', '.join(map(str, self.input_shape))}), "
                 f"got {tuple(xt.shape)}"
             )
-        t = torch.as_tensor(t, device=xt.device)
-        if t.ndim == 0:
-            t = t.expand(len(xt))  # a scalar t is shared by the whole batch
+        t = batch_timesteps(t, xt)  # (B,): a scalar t is shared by the whole batch
         emb = self.time_mlp(t)  # (B, time_dim)
         context = self._check_cond(cond, len(xt))
         if self.label_emb is not None:

@@ -21,7 +21,7 @@
 # denoiser and the U-Net), and a little PyTorch (an optimiser step).
 #
 # **Time to run** (Restart & Run All, full mode): about 6 minutes on a 2-core laptop CPU (measured:
-# 339 s: 3 minutes of training, most of the rest sampling); GPU: not measured yet (no GPU was
+# 340 s: 3 minutes of training, most of the rest sampling); GPU: not measured yet (no GPU was
 # available when this lesson was written).
 #
 # Run one training notebook at a time on a CPU: PyTorch already uses every core, and two kernels
@@ -473,10 +473,11 @@ show_images(ours, nrow=10 if not FAST else 8, ax=ax,
 plt.show()
 
 # %% [markdown]
-# For comparison, the course bundles a model trained by the package's own script for 33 minutes:
-# the U-Net of lesson 4 with its attention, v-prediction on the cosine schedule, but an earlier form
-# of the recipe (uniform timesteps, float32, 6000 steps of 128 digits: about seven times as many
-# images as the run stored here). Its `info` says how long that took and on what:
+# For comparison, the course bundles a model trained by the package's own script with this lesson's
+# recipe (v-prediction on the cosine schedule, logit-normal timesteps, bfloat16), run far longer and
+# on the U-Net of lesson 4 with its attention: 20,000 steps of 128 digits, about 22 times as many
+# images as the run stored here. That took about an hour and a half on the same kind of 2-core CPU,
+# in two parts: its `info` records the second, resumed from a checkpoint at step 6,800:
 
 # %%
 bundled = load_pretrained("digits")
@@ -493,25 +494,26 @@ plt.show()
 # %%
 table = {"real digits": reference_report(n), f"ours ({record.step} steps)": digit_report(ours),
          f"bundled ({bundled.info['num_steps']} steps)": digit_report(theirs)}
-print(f"{n} images each      Fréchet distance   confident")
+print(f"{f'{n} images each':22} {'Fréchet distance':>16} {'confident':>11}")
 for name, report in table.items():
-    print(f"{name:20} {report.frechet:16.1f} {report.confident:11.0%}")
+    print(f"{name:22} {report.frechet:16.1f} {report.confident:11.0%}")
 
 # %% [markdown]
 # With only a hundred images the Fréchet distance is noisy and even real digits score far from 0,
 # so compare each row with the row of real digits rather than with zero. In the run stored here
 # (1,800 steps in 3 minutes on a 2-core CPU) the classifier was confident about 82 of our 100
 # samples, against 95 of 100 real digits, and our Fréchet distance was a little above theirs:
-# mostly recognisable digits, some half-formed or not digits at all. The bundled model, trained on
-# about seven times as many images, came closer: 86 confident, and a Fréchet distance that even fell
-# below the real digits' (at this size that only shows how noisy the measure is).
+# mostly recognisable digits, some half-formed or not digits at all. The bundled model, trained the
+# same way on about 22 times as many images, came closer: 92 confident, and a Fréchet distance that
+# even fell below the real digits' (at this size that only shows how noisy the measure is).
 #
 # Your run will differ by a few points: another seed, or another hundred noises, moves the
 # confident share that much. Measured with more samples on the same kind of CPU (the package's
 # `benchmarks/train_digits.py`, 1000-step DDPM, 300 samples each), three minutes of this recipe gave
 # 80.7% confident and a Fréchet distance of 42, against 96% and 18 for real digits. In two otherwise
 # identical 3-minute runs measured on 500 samples, uniform timesteps gave 78.0% confident against
-# 81.2% with the logit-normal density. The bundled model gives about 90%.
+# 81.2% with the logit-normal density. The bundled model, measured like the three-minute runs,
+# gives 92.0% and 23.6.
 
 # %% [markdown]
 # ## Summary
@@ -527,8 +529,8 @@ for name, report in table.items():
 #   give a blurry average; the model's $\hat x_0$ shows the same.
 # - Where training spends its timesteps, and how many steps a minute buys, decide what a few CPU
 #   minutes give: here a logit-normal density over the timesteps and bfloat16 arithmetic.
-# - Three CPU minutes give mostly recognisable digits, some rough; the bundled model, trained on
-#   seven to ten times as many images, comes closer to real digits, and the table says by how much.
+# - Three CPU minutes give mostly recognisable digits, some rough; the bundled model, trained the
+#   same way on 22 times as many images, comes closer to real digits, and the table says by how much.
 #
 # ## Going further
 #

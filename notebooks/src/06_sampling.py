@@ -18,7 +18,7 @@
 # the bundled digit model).
 #
 # **Time to run** (Restart & Run All, full mode): about 4 minutes on a 2-core laptop CPU (measured:
-# 256 s); GPU: not
+# 243 s); GPU: not
 # measured yet (no GPU was available when this lesson was written). No training happens here: the
 # time is all sampling, 1000 model calls per batch.
 
@@ -268,12 +268,13 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Early on (above $t \approx 920$ in this run) the guess is a blurry average of all digits, and the
-# classifier's reading of it matches the final digit about as often as chance. Then the samples
-# commit one by one: half of them by $t \approx 850$, 15 of 16 by $t \approx 575$, every one from
-# $t = 439$ on. At $t = 800$, $x_t$ correlates less than 0.2 with the finished digit: the class is
-# settled long before $x_t$ shows anything a person would call a digit. Here is what the model "sees"
-# and guesses for four samples at chosen steps:
+# Early on (down to $t = 939$ in this run) the guess is a blurry average of all digits, and the
+# classifier reads none of the 16 guesses as its final digit. Then the samples commit, with some
+# back and forth: half of them for good by $t \approx 770$, 15 of 16 by $t \approx 650$; after that
+# at most one still wavers, and every one agrees from $t = 289$ on. At $t = 599$, $x_t$ correlates
+# only 0.37 with the finished digit, yet 15 of 16 guesses already read as their final digit: most
+# classes are settled long before $x_t$ shows anything a person would call a digit. Here is what the
+# model "sees" and guesses for four samples at chosen steps:
 
 # %%
 pick = [trajectory.t.index(t) for t in (899, 699, 499, 299, 99)]
@@ -290,7 +291,7 @@ plt.show()
 # %% [markdown]
 # Read each pair from left to right: the guess starts as a soft blob, becomes a blurry but
 # recognisable digit while $x_t$ is still static, and sharpens as the noise goes. The quoted number
-# is the classifier's reading of the guess: in the bottom row, a "4" at $t = 899$ that becomes a "0".
+# is the classifier's reading of the guess: in the bottom row, a "6" at $t = 899$ that becomes a "0".
 
 # %% [markdown]
 # ## 5. Where does the variety come from?
@@ -424,11 +425,12 @@ plt.show()
 
 # %% [markdown]
 # With 200 images each, real digits score a Fréchet distance of 46.6 and 96% confident; the bundled
-# model's samples 58.4 and 88%. Most samples are clean digits; the rest are the odd, half-formed
+# model's samples 48.7 and 93%. Most samples are clean digits; the rest are the odd, half-formed
 # shapes you can spot in the grid. Every digit is drawn, in shares near the real ones. The largest
-# gap is the 2s: 11.5% of the samples against 5.5% of these 200 real digits, a set that happens to
-# hold few 2s (10.3% of all 10,000 bundled digits are 2s). Lesson 7 shows that about 20 model calls,
-# instead of 1000, come close to the same quality, though not all the way.
+# gap is the 9s: 6.5% of the samples against 11% of these 200 real digits. The 2s go the other way
+# (8.5% against 5.5%), but this real set happens to hold few 2s (10.3% of all 10,000 bundled digits
+# are 2s). Lesson 7 shows that about 20 model calls, instead of 1000, come close to the same
+# quality, though not all the way.
 
 # %% [markdown]
 # ## Summary
@@ -437,12 +439,12 @@ plt.show()
 #   posterior mean, add a little fresh noise; 1000 times. The article's `generate` does exactly
 #   that once `remove_noise` exists and the model's $v$ is turned into noise,
 #   $\epsilon = \sqrt{1-\bar\alpha_t}\,x_t + \sqrt{\bar\alpha_t}\,v$.
-# - The model's guess $\hat x_0$ runs far ahead of the sample $x_t$: the digit's class is settled at
-#   high noise, while $x_t$ still looks like static; the later steps refine.
+# - The model's guess $\hat x_0$ runs far ahead of the sample $x_t$: the digit's class is mostly
+#   settled at high noise, while $x_t$ still looks like static; the later steps refine.
 # - The variety comes from the random inputs: the start $x_T$ and, for ancestral sampling, the
 #   fresh noise at every step; with all of them fixed, sampling repeats exactly.
 # - Measured with the course's classifier, the bundled model's samples come close to real digits
-#   (Fréchet distance 58.4 against 46.6 for real digits, 88% confident against 96%).
+#   (Fréchet distance 48.7 against 46.6 for real digits, 93% confident against 96%).
 #
 # ## Going further
 #

@@ -16,7 +16,7 @@
 # **What you need first**: lesson 6 (the reverse loop, the model's guess $\hat x_0$, the course
 # metric) and lesson 3 (the cosine schedule, signal-to-noise ratio).
 #
-# **Time to run** (Restart & Run All, full mode): about 4 minutes on a 2-core laptop CPU (measured: 246 s); GPU: not
+# **Time to run** (Restart & Run All, full mode): about 4 minutes on a 2-core laptop CPU (measured: 236 s); GPU: not
 # measured yet (no GPU was available when this lesson was written).
 
 # %%
@@ -62,7 +62,7 @@ per_call = (time.perf_counter() - start) / 5  # seconds
 print(f"one call on 64 digits: {1000 * per_call:.0f} ms -> 1000 calls: {1000 * per_call:.0f} s")
 
 # %% [markdown]
-# About a minute for 64 small digits on a 2-core laptop CPU (56 s when this lesson was built); a
+# About a minute for 64 small digits on a 2-core laptop CPU (67 s when this lesson was built); a
 # 512×512 text-to-image model costs far more per call. The obvious fix is to take fewer, bigger
 # steps. The ancestral DDPM step of lesson 6 needs only two noise levels, where it is and where it
 # goes, so it can jump from $\bar\alpha_t$ to any lower-noise $\bar\alpha_s$ on a coarser grid of
@@ -85,8 +85,9 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# To the eye, 100 and even 20 ancestral steps still give decent digits, and at 10 steps some fall
-# apart: each big step adds a big dose of fresh noise that the few remaining steps cannot clean up.
+# To the eye, 100 ancestral steps still give decent digits; at 20 and 10 steps most are still
+# digits, but a few fall apart: each big step adds a big dose of fresh noise that the few remaining
+# steps cannot clean up.
 # Notice also that the digits change with the number of steps, though the start is the same: the
 # fresh noise differs, and in ancestral sampling the fresh noise steers (lesson 6). Section 4 puts
 # numbers on what each step count costs in quality.
@@ -162,8 +163,8 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# DDIM's digits at 20 steps are clean and solid, and they are *the same digits* at 100, 20 and
-# (mostly) 10 steps: with no fresh noise, each start $x_T$ maps to one image, and fewer steps only
+# DDIM's digits at 20 steps are mostly clean and solid, and they are *the same digits* at 100, 20
+# and even 10 steps: with no fresh noise, each start $x_T$ maps to one image, and fewer steps only
 # approximate that map more coarsely. The ancestral sampler's digits differ from DDIM's: its fresh
 # noise steers each run somewhere else (lesson 6).
 
@@ -292,29 +293,30 @@ plt.show()
 # %% [markdown]
 # What the run above measured (150 samples per point, 2-core CPU):
 #
-# - **DPM-Solver++(2M) at 20 calls** reached a Fréchet distance of 68.3, within 3% of the
-#   1000-step ancestral sampler's 66.8. **DDIM** needed about 50 calls for that (68.3 at 50; 74.5 at
-#   20); the **strided ancestral** sampler about 100 (101.3 at 10 calls, 67.8 at 100).
+# - The two **deterministic** samplers scored between 51.3 and 57.3 at every call count, from 10
+#   calls on (DPM-Solver++(2M) 51.5 at 10, DDIM 57.3 at 10 and 51.3 at 20): better than the
+#   **1000-step ancestral** sampler's 65.0. The **strided ancestral** sampler stayed near 75 up to
+#   50 calls (75.2 at 10) and scored 48.2 at 100.
 # - The two stochastic samplers (ancestral, and the SDE solver) move up and down from one step count
-#   to the next, together: they draw the same fresh noise, so from 20 calls on their sample sets
-#   are nearly the same and change together (both 82.3 at 50 calls). With 150 samples a Fréchet distance moves by
-#   several units from one set of noises to another, so read the trend, not each point.
+#   to the next, together: they draw the same fresh noise, so their sample sets are alike and change
+#   together (71 to 76 up to 50 calls, 48.2 and 44.6 at 100).
 # - The Fréchet distance depends on how many images go in (lesson 6, section 6): real digits score
 #   55.8 with 150 images, 46.6 with 200. So compare these numbers with each other, not with lesson
-#   6's, which used 200 samples. At this size that floor of about 56 is most of every score (the
-#   best samplers reach about 66), so the samplers' differences look small.
-# - The confident share tells the same story more faintly: every sampler reaches about 85-90% from
-#   20 calls on, against 86% for 1000 ancestral steps and 95% for real digits.
+#   6's, which used 200 samples. At this size even real digits score far from 0, and nine of the
+#   17 runs score below them. A Fréchet distance of 150 samples moves by many units from one sample
+#   set to another: here 1000 ancestral steps score worse than 100. Read the trend, not each point.
+# - The confident share hardly separates them: every sampler gives 89-94% at every call count,
+#   against 90% for 1000 ancestral steps and 95% for real digits.
 #
 # The package's `benchmarks/samplers.py` repeats this with 300 samples, and there the floor is
-# lower (real digits: 17.7) and the samplers separate: 1000 ancestral steps reach 29.8 (lesson 5
-# quoted about 36 for another set of 300 noises: at this size the figure moves by about 5), while the
-# deterministic samplers level off near 44 (DDIM at 1000 steps: 44.4; DPM-Solver++ at 100: 44.5).
+# lower (real digits: 17.7) and the samplers separate, in the opposite order: 1000 ancestral steps
+# reach 23.6 (lesson 5 quotes the same figure: its benchmark samples the same 300 noises), while the
+# deterministic samplers level off near 30 (DDIM at 1000 steps: 30.2; DPM-Solver++ at 100: 30.2).
 # A fast ODE solver follows its ODE well, but how good the ODE's own images are is up to the model,
 # and for an imperfect model the fresh noise of ancestral sampling corrects some of its mistakes.
-# The stochastic solver came closest in few calls (34.4 at 20). Fewer calls are nearly free in
-# quality, but not entirely: which sampler wins depends on the model, and on measuring with enough
-# samples.
+# The stochastic solver came closest in 20 calls (30.6; DPM-Solver++ led at 10 calls, 41.9), but no
+# sampler came within 10% of 23.6 with 100 calls or fewer. Fewer calls are nearly free in quality,
+# but not entirely: which sampler wins depends on the model, and on measuring with enough samples.
 
 # %% [markdown]
 # ## 5. One noise, one digit: walking between two digits
@@ -364,8 +366,8 @@ plt.show()
 # %% [markdown]
 # Along the sphere the digit changes smoothly, through a run of 5s into 3s. Along the
 # straight line the middle frames start from a weak noise (length about 20, where the model was
-# trained on starts of length about 28), and the path detours through unrelated shapes, such as the
-# thin 1 in the middle. The same trick is used to
+# trained on starts of length about 28), and the path detours through an unrelated shape: the same
+# thin 1 in five frames in a row. The same trick is used to
 # make the smooth "latent walk" videos of image generators.
 
 # %% [markdown]
@@ -379,9 +381,10 @@ plt.show()
 #   noise.
 # - DDIM is Euler's method on the probability-flow ODE; DPM-Solver++(2M) adds a second-order
 #   correction from the previous estimate, for free.
-# - Measured on digits with 150 samples, DPM-Solver++(2M) matched 1000 ancestral steps with 20
-#   calls, DDIM with about 50. A larger benchmark shows the limit: for this model the deterministic
-#   samplers level off above ancestral sampling, and a stochastic solver comes closest in 20 calls.
+# - Measured on digits with 150 samples, the deterministic samplers seemed to beat 1000 ancestral
+#   steps from 10 calls on, but 150 samples are too few to rank them. A larger benchmark shows the
+#   limit: for this model the deterministic samplers level off above ancestral sampling (about 30
+#   against 23.6), and a stochastic solver comes closest in 20 calls.
 # - A deterministic sampler turns smooth paths in noise into smooth paths in images, provided the
 #   path stays on the sphere where Gaussian noise lives (slerp).
 #

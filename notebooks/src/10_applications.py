@@ -16,8 +16,8 @@
 # **What you need first**: lesson 2 (the forward process, $q(x_t \mid x_0)$), lesson 5 (`train`),
 # lessons 6-7 (`sample`, DDIM steps on a strided grid of timesteps) and lesson 8 (`cond=`).
 #
-# **Time to run** (Restart & Run All, full mode): about 3.5 minutes on a 2-core laptop CPU
-# (measured: 198 s), of which 90 s is training; GPU: about 1 minute on an NVIDIA H100 (measured:
+# **Time to run** (Restart & Run All, full mode): about 3 minutes on a 2-core laptop CPU
+# (measured: 191 s), of which 90 s is training; GPU: about 1 minute on an NVIDIA H100 (measured:
 # 69 s, the code cells run as a script; the 90-second training stops at its 2,000-step cap in 50 s).
 
 # %%
@@ -160,18 +160,18 @@ for steps, U in settings:
           f"{same:.0%} still the original digit, {sure:.0%} read with confidence")
 
 # %% [markdown]
-# On these 60 digits, 73% kept their digit with 50 plain steps, 75% with 50 steps resampled 5
-# times, 63% with 250 plain steps. With 60 digits, chance alone moves such a share by about 6
-# points (one standard error), so this count cannot rank the settings. The confidence can: 88% of
-# the resampled completions are read with confidence, against 75% and 70% without, so resampling
-# makes cleaner digits, and the pictures below agree (fewer broken strokes at the seam). A
-# quarter to a third of the digits change identity in every setting: half a digit often fits
+# On these 60 digits, 75% kept their digit with 50 plain steps, 83% with 50 steps resampled 5
+# times, 70% with 250 plain steps. The confidence gives the same order: 88% of the resampled
+# completions are read with confidence, against 82% and 72% without. With 60 digits, chance alone
+# moves such a share by about 6 points (one standard error), so these counts only hint that
+# resampling makes cleaner digits; the pictures below agree (fewer broken strokes at the seam).
+# A sixth to a third of the digits change identity in every setting: half a digit often fits
 # several digits, and the model picks one.
 #
 # The benchmark `benchmarks/applications.py` repeats this on 200 digits and four holes, and
-# there resampling wins every time at the same number of calls: with the right half hidden, 85%
-# keep their digit against 69% for 250 plain steps; bottom half 78.5% against 59%; centre 58.5%
-# against 49%; 80% of the pixels 69.5% against 39.5%. More plain steps do not help at all.
+# there resampling wins every time at the same number of calls: with the right half hidden, 88%
+# keep their digit against 68% for 250 plain steps; bottom half 82.5% against 65%; centre 59%
+# against 48.5%; 80% of the pixels 63.5% against 33.5%. More plain steps do not help at all.
 
 # %%
 fig, axes = plt.subplots(1, len(settings), figsize=(5 * len(settings), 3.2))
@@ -209,11 +209,11 @@ InpaintingExplorer(four.cpu(), {k: m.cpu() for k, m in masks.items()}, completio
 
 # %% [markdown]
 # Counts out of 16 are rough, but the pattern is clear. The centre hole hides the part that tells
-# most digits apart: its completions differ most (spread 0.59) and only 5 of 16 keep their digit.
-# With the top half hidden, 11 of 16 do. Hiding 80% of the pixels at random sounds drastic, yet
-# the four completions of a digit agree closely (spread 0.19): the 20% left are spread everywhere
+# most digits apart: its completions differ most (spread 0.56) and only 4 of 16 keep their digit.
+# With the top half hidden, 12 of 16 do. Hiding 80% of the pixels at random sounds drastic, yet
+# the four completions of a digit agree closely (spread 0.20): the 20% left are spread everywhere
 # and pin the layout down. They pin it to *a* digit, not always the right one: 6 of 16 here
-# (the benchmark: 41.5% with plain steps, 69.5% with resampling).
+# (the benchmark: 40% with plain steps, 63.5% with resampling).
 
 # %% [markdown]
 # ## 4. The cat: a model that knows one photo
@@ -427,7 +427,7 @@ plt.show()
 # The sketches already look like digits to the model: up to $s = 0.7$ they come back tidied but
 # unchanged. The blocky digits turn into scribbles at $s = 0.3$ (enough noise to blur the blocks,
 # too little to let the model redraw them) and into digits from about 0.5 to 0.7. At $s = 1$ every
-# input became the same 4: the input is forgotten and the shared noise decides. Now measured, on 100 blocky held-out digits: realism (share the classifier reads
+# input became the same 9: the input is forgotten and the shared noise decides. Now measured, on 100 blocky held-out digits: realism (share the classifier reads
 # with confidence) against faithfulness (root-mean-square distance to the input, and whether the
 # digit read is still the original).
 
@@ -464,8 +464,8 @@ plt.show()
 # %% [markdown]
 # The curves cross. At strength 0 the edit is the input: 94% of the blocky digits still read as
 # the original digit, but only 66% with confidence, since blocks are not handwriting. Up to about
-# $s = 0.6$ the edits gain realism (86% confident) while 82% keep their digit. Beyond that the
-# noise erases the layout too, and by $s = 0.9$ only 28% keep their digit. The distance to the
+# $s = 0.6$ the edits gain realism (88% confident) while 82% keep their digit. Beyond that the
+# noise erases the layout too, and by $s = 0.9$ only 29% keep their digit. The distance to the
 # input grows steadily all along. A good strength for a blocky digit is around 0.5-0.6; a rougher
 # sketch needs more.
 #
