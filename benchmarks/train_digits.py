@@ -132,8 +132,10 @@ def main() -> None:
         args.samples,
         device,
     )
+    resumed = bundled.info.get("resumed_from_step")
+    part = f", the part after resuming at step {resumed}" if resumed else ""
     print(
-        f"bundled model ({bundled.info.get('minutes')} min, {bundled.info.get('hardware')}): "
+        f"bundled model ({bundled.info.get('minutes')} min{part}, {bundled.info.get('hardware')}): "
         f"{report}  [sampling {seconds:.0f} s]"
     )
 

@@ -1256,7 +1256,7 @@ class _CountingModel:
 
     def __call__(self, xt, t, cond):
         self.calls += 1
-        if torch.as_tensor(t).ndim == 1 and len(t) != len(xt):
+        if torch.as_tensor(t).ndim == 1 and len(t) not in (1, len(xt)):  # (1,): shared
             raise ValueError(
                 f"t has {len(t)} entries for a batch of {len(xt)}: the batch is twice as long "
                 "now, so repeat t too, torch.cat([t, t])"

@@ -43,8 +43,9 @@ RECIPES = {
         logit_normal=(0.5, 1.0),  # lesson 5's timesteps and bfloat16, 22 times its images
         mixed_precision="auto",
     ),
-    # the same network and recipe, told which digit to draw (label 10 = no label), with 10% of
-    # the labels dropped in training so that classifier-free guidance works
+    # the same network, told which digit to draw (label 10 = no label), with 10% of the labels
+    # dropped in training so that classifier-free guidance works; the earlier recipe (uniform
+    # timesteps, float32)
     "digits_cond": dict(
         model=dict(
             in_channels=1, image_size=28, channels=(16, 32, 64), attention=True, num_classes=10

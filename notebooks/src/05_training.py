@@ -503,8 +503,8 @@ for name, report in table.items():
 # so compare each row with the row of real digits rather than with zero. In the run stored here
 # (1,800 steps in 3 minutes on a 2-core CPU) the classifier was confident about 82 of our 100
 # samples, against 95 of 100 real digits, and our Fréchet distance was a little above theirs:
-# mostly recognisable digits, some half-formed or not digits at all. The bundled model, trained the
-# same way on about 22 times as many images, came closer: 92 confident, and a Fréchet distance that
+# mostly recognisable digits, some half-formed or not digits at all. The bundled model, trained with
+# the same timestep density and bfloat16 on about 22 times as many images, came closer: 92 confident, and a Fréchet distance that
 # even fell below the real digits' (at this size that only shows how noisy the measure is).
 #
 # Your run will differ by a few points: another seed, or another hundred noises, moves the
@@ -529,8 +529,9 @@ for name, report in table.items():
 #   give a blurry average; the model's $\hat x_0$ shows the same.
 # - Where training spends its timesteps, and how many steps a minute buys, decide what a few CPU
 #   minutes give: here a logit-normal density over the timesteps and bfloat16 arithmetic.
-# - Three CPU minutes give mostly recognisable digits, some rough; the bundled model, trained the
-#   same way on 22 times as many images, comes closer to real digits, and the table says by how much.
+# - Three CPU minutes give mostly recognisable digits, some rough; the bundled model, trained with
+#   the same timestep density on 22 times as many images, comes closer to real digits, and the
+#   table says by how much.
 #
 # ## Going further
 #

@@ -52,7 +52,9 @@ print(f"device: {device}, FAST mode: {FAST}")
 # ## 1. The article's `generate`, on a trained model
 #
 # Lesson 5 ended with the bundled digit model, trained by the package's own script. It comes with
-# the schedule it was trained on and says what it predicts:
+# the schedule it was trained on and says what it predicts. (Its training ran in two parts; the
+# minutes printed are the second part, resumed at step 6,800. The whole run took about an hour and
+# a half.)
 
 # %%
 bundled = load_pretrained("digits")

@@ -426,7 +426,7 @@ plt.show()
 # %% [markdown]
 # The sketches already look like digits to the model: up to $s = 0.7$ they come back tidied but
 # unchanged. The blocky digits turn into scribbles at $s = 0.3$ (enough noise to blur the blocks,
-# too little to let the model redraw them) and into digits from about 0.5 to 0.7. At $s = 1$ every
+# too little to let the model redraw them) and mostly into digits by 0.7. At $s = 1$ every
 # input became the same 9: the input is forgotten and the shared noise decides. Now measured, on 100 blocky held-out digits: realism (share the classifier reads
 # with confidence) against faithfulness (root-mean-square distance to the input, and whether the
 # digit read is still the original).
