@@ -26,6 +26,7 @@ from .models import TextConditionedUNet, UNet
 from .models.text import CLIP, ImageEncoder, TextEncoder, Tokenizer, train_clip
 from .schedules import NoiseSchedule
 from .training import EMA, load_checkpoint, train
+from .utils import uses_bf16
 from .weights import _manifest, load_bundled, save_bundled
 
 __all__ = ["HELD_OUT_DIGITS", "RECIPES", "Pretrained", "load_pretrained", "train_pretrained"]
@@ -292,6 +293,8 @@ def train_pretrained(
     resumed = 0
     if checkpoint is not None and os.path.isfile(checkpoint):
         resumed = int(load_checkpoint(checkpoint)["step"])
+    mixed_precision = recipe.get("mixed_precision", "no")
+    bf16 = uses_bf16(mixed_precision, device)  # recorded in weights.json
     for _ in train(
         model,
         x0,
@@ -303,7 +306,7 @@ def train_pretrained(
         ema=ema,
         checkpoint=checkpoint,
         logit_normal=recipe.get("logit_normal"),  # timestep density (lesson 5); None: uniform
-        mixed_precision=recipe.get("mixed_precision", "no"),
+        mixed_precision=mixed_precision,
         generator=torch.Generator().manual_seed(seed),
         **conditional,
     ):
@@ -331,6 +334,7 @@ def train_pretrained(
         batch_size=recipe["batch_size"],
         minutes=round(minutes, 1),
         hardware=hardware,
+        precision="bfloat16 autocast" if bf16 else "float32",
         **({"resumed_from_step": resumed} if resumed else {}),
     )
     return load_pretrained(name)

@@ -24,7 +24,7 @@ from torch import nn
 from .conditioning import drop_cond, null_cond
 from .forward import q_sample, v_target
 from .schedules import NoiseSchedule, _check_logit_normal
-from .utils import native_bf16, optimizer_step, randn, warmup_cosine_lr
+from .utils import optimizer_step, randn, uses_bf16, warmup_cosine_lr
 
 __all__ = [
     "EMA",
@@ -238,10 +238,6 @@ def train(
     from tqdm.auto import tqdm
 
     _check_prediction(prediction)
-    if mixed_precision not in ("no", "bf16", "auto"):
-        raise ValueError(
-            f"unknown mixed_precision {mixed_precision!r}; allowed: 'no', 'bf16', 'auto'"
-        )
     if logit_normal is not None:
         _check_logit_normal(logit_normal)  # refuse a bad (mean, std) before training starts
     if data.ndim < 2 or len(data) == 0:
@@ -251,7 +247,7 @@ def train(
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    bf16 = mixed_precision == "bf16" or (mixed_precision == "auto" and native_bf16(device))
+    bf16 = uses_bf16(mixed_precision, device)  # refuses an unknown mode
 
     def lr_at(step: int) -> float:
         return warmup_cosine_lr(step, lr=lr, warmup_steps=warmup_steps, num_steps=num_steps)
@@ -321,7 +317,7 @@ def train(
             if step % checkpoint_every == 0:
                 save()
             if max_minutes is not None and seconds > 60 * max_minutes:
-                print(f"Stopped after {max_minutes} minutes at step {step}.")
+                print(f"Stopped after {max_minutes:g} minutes at step {step}.")
                 break
     except KeyboardInterrupt:
         print(f"Interrupted at step {step}; the checkpoint keeps this progress.")

@@ -27,6 +27,7 @@ __all__ = [
     "png_bytes",
     "randn",
     "seed_everything",
+    "uses_bf16",
 ]
 
 
@@ -61,6 +62,18 @@ def native_bf16(device: torch.device | str) -> bool:
             _cpu_flags() & {"avx512_bf16", "amx_bf16"}
         )
     return False
+
+
+def uses_bf16(mixed_precision: str, device: torch.device | str) -> bool:
+    """Whether `train(..., mixed_precision=...)` runs bfloat16 autocast on `device`: always for
+    "bf16", never for "no", and for "auto" only where `native_bf16(device)`.
+    Introduced in: notebooks/05_training.ipynb
+    """
+    if mixed_precision not in ("no", "bf16", "auto"):
+        raise ValueError(
+            f"unknown mixed_precision {mixed_precision!r}; allowed: 'no', 'bf16', 'auto'"
+        )
+    return mixed_precision == "bf16" or (mixed_precision == "auto" and native_bf16(device))
 
 
 @functools.lru_cache(maxsize=1)

@@ -176,6 +176,7 @@ def test_train_pretrained_passes_the_recipe_to_train(monkeypatch):
     assert seen["logit_normal"] == (0.5, 1.0) and seen["mixed_precision"] == "bf16"
     assert seen["num_steps"] == 2 and seen["batch_size"] == 4 and seen["prediction"] == "v"
     assert saved["name"] == "tiny.pt" and saved["info"]["num_steps"] == 2
+    assert saved["info"]["precision"] == "bfloat16 autocast"  # recorded in weights.json
     weights = saved["payload"]["model"]
     assert all(w.dtype == torch.float16 for w in weights.values())
     assert saved["payload"]["config"]["channels"] == [8, 16]

@@ -37,6 +37,7 @@ ALLOWED = {
         "models",
         "schedules",
         "training",
+        "utils",
         "weights",
     },
     "widgets": {"utils", "schedules", "forward", "samplers", "viz"},

@@ -227,6 +227,8 @@ def test_auto_mixed_precision_follows_the_hardware(monkeypatch):
     if utils.native_bf16("cpu"):
         assert _first_losses("auto") == _first_losses("bf16")
     assert not utils.native_bf16("meta")
+    assert utils.uses_bf16("auto", "cpu") == utils.native_bf16("cpu")
+    assert utils.uses_bf16("bf16", "meta") and not utils.uses_bf16("no", "cpu")
     with pytest.raises(ValueError, match="unknown mixed_precision 'fp16'; allowed: 'no'"):
         next(train(_tiny_model(), _toy_data(), SCHEDULE, num_steps=1, mixed_precision="fp16"))
 

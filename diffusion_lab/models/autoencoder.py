@@ -240,7 +240,7 @@ def train_autoencoder(
             seconds = time.perf_counter() - start
             yield AutoencoderStep(step, loss.item(), seconds)
             if max_minutes is not None and seconds > 60 * max_minutes:
-                print(f"Stopped after {max_minutes} minutes at step {step}.")
+                print(f"Stopped after {max_minutes:g} minutes at step {step}.")
                 break
     except KeyboardInterrupt:
         print(f"Interrupted at step {step}; the autoencoder keeps what it has learned so far.")
