@@ -66,8 +66,8 @@ def native_bf16(device: torch.device | str) -> bool:
 
 def uses_bf16(mixed_precision: str, device: torch.device | str) -> bool:
     """Whether `train(..., mixed_precision=...)` runs bfloat16 autocast on `device`: always for
-    "bf16", never for "no", and for "auto" only where `native_bf16(device)`.
-    Introduced in: notebooks/05_training.ipynb
+    "bf16", never for "no", and for "auto" only where `native_bf16(device)`; `train_pretrained`
+    records the answer in weights.json. Mixed precision is taught in notebooks/05_training.ipynb
     """
     if mixed_precision not in ("no", "bf16", "auto"):
         raise ValueError(
